@@ -1,0 +1,22 @@
+# The two commands of the README: `make run` (the whole system locally) and `make test`.
+.PHONY: setup run test lint bench clean
+
+setup:
+	@bash scripts/setup.sh
+
+run: setup
+	@.venv/bin/python -m devhost run
+
+test: setup
+	@.venv/bin/ruff check .
+	@.venv/bin/ruff format --check .
+	@.venv/bin/python -m pytest -q
+
+lint: setup
+	@.venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+bench: setup
+	@.venv/bin/python -m bench
+
+clean:
+	rm -rf .venv node_modules .sandbox .devhost .pytest_cache .ruff_cache

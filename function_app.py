@@ -1,0 +1,11 @@
+"""The Functions entry point: build the app and register the blueprints. Nothing else."""
+
+import azure.functions as func
+
+from pushfuncs import api_health, api_installations, api_notifications, delivery_trigger
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+app.register_functions(api_installations.bp)
+app.register_functions(api_notifications.bp)
+app.register_functions(api_health.bp)
+app.register_functions(delivery_trigger.bp)

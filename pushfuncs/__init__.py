@@ -1,0 +1,1 @@
+"""pushfuncs: a Windows Push Notification Services (WNS) backend on Azure Functions."""

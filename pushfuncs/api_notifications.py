@@ -1,0 +1,39 @@
+"""HTTP: POST /api/notifications and GET /api/notifications/{id}."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import azure.functions as func
+
+from pushfuncs.context import get_context
+from pushfuncs.errors import NotFound
+from pushfuncs.http_responses import api_handler, json_response
+from pushfuncs.services.sending import accept_notification
+from pushfuncs.storage.notifications import summarize
+from pushfuncs.validation import parse_send_request, validate_id
+
+bp = func.Blueprint()
+
+
+@bp.function_name("send_notification")
+@bp.route(route="notifications", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@api_handler
+async def send_notification(req: func.HttpRequest) -> func.HttpResponse:
+    request = parse_send_request(req.get_body())
+    ctx = await get_context()
+    accepted = await accept_notification(ctx, request, datetime.now(UTC))
+    location = f"/api/notifications/{accepted['id']}"
+    return json_response(202, {**accepted, "location": location}, headers={"Location": location})
+
+
+@bp.function_name("get_notification")
+@bp.route(route="notifications/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@api_handler
+async def get_notification(req: func.HttpRequest) -> func.HttpResponse:
+    notification_id = validate_id(req.route_params.get("id"), "id")
+    ctx = await get_context()
+    record = await ctx.notifications.get(notification_id)
+    if record is None:
+        raise NotFound(f"notification {notification_id!r} is unknown", "NotificationNotFound")
+    return json_response(200, summarize(record))

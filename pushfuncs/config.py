@@ -1,0 +1,99 @@
+"""One typed settings object, read from the environment lazily (never at import time)."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from pushfuncs.channel_uri import HostPattern, parse_allowed_hosts
+
+
+class ConfigurationError(RuntimeError):
+    """A setting is missing or unusable; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    storage_connection_string: str | None
+    storage_account_name: str | None
+    storage_client_id: str | None
+    delivery_queue: str
+    fanout_queue: str
+    installations_table: str
+    notifications_table: str
+    index_table: str
+    delivery_max_attempts: int
+    wns_tenant_id: str
+    wns_client_id: str
+    wns_client_secret: str
+    wns_client_certificate_path: str
+    wns_authority_host: str
+    allowed_hosts: tuple[HostPattern, ...]
+    key_vault_url: str
+    token_secret_name: str
+
+    @property
+    def poison_queue(self) -> str:
+        return f"{self.delivery_queue}-poison"
+
+
+def _get(env: Mapping[str, str], name: str, default: str = "") -> str:
+    value = env.get(name, default).strip()
+    if value.startswith("@Microsoft.KeyVault("):
+        # An unresolved Key Vault reference: the platform could not read the secret.
+        raise ConfigurationError(f"setting {name} is an unresolved Key Vault reference")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = _get(env, name, str(default))
+    try:
+        return int(raw)
+    except ValueError as error:
+        raise ConfigurationError(f"setting {name} must be an integer, not {raw!r}") from error
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    """Build `Settings` from a mapping of app settings (the process environment in the app)."""
+    connection = _get(env, "AzureWebJobsStorage") or None
+    if connection == "UseDevelopmentStorage=true":
+        raise ConfigurationError(
+            "AzureWebJobsStorage=UseDevelopmentStorage=true is not supported by every storage SDK;"
+            " use the full Azurite connection string from local.settings.sample.json"
+        )
+    try:
+        allowed = parse_allowed_hosts(env.get("WNS_ALLOWED_HOSTS"))
+    except ValueError as error:
+        raise ConfigurationError(str(error)) from error
+    return Settings(
+        storage_connection_string=connection,
+        storage_account_name=_get(env, "AzureWebJobsStorage__accountName") or None,
+        storage_client_id=_get(env, "AzureWebJobsStorage__clientId") or None,
+        delivery_queue=_get(env, "DELIVERY_QUEUE", "wns-delivery"),
+        fanout_queue=_get(env, "FANOUT_QUEUE", "wns-fanout"),
+        installations_table=_get(env, "INSTALLATIONS_TABLE", "installations"),
+        notifications_table=_get(env, "NOTIFICATIONS_TABLE", "notifications"),
+        index_table=_get(env, "INDEX_TABLE", "installationindex"),
+        delivery_max_attempts=max(1, _int(env, "DELIVERY_MAX_ATTEMPTS", 8)),
+        wns_tenant_id=_get(env, "WNS_TENANT_ID"),
+        wns_client_id=_get(env, "WNS_CLIENT_ID"),
+        wns_client_secret=_get(env, "WNS_CLIENT_SECRET"),
+        wns_client_certificate_path=_get(env, "WNS_CLIENT_CERTIFICATE_PATH"),
+        wns_authority_host=_get(env, "WNS_AUTHORITY_HOST", "https://login.microsoftonline.com"),
+        allowed_hosts=allowed,
+        key_vault_url=_get(env, "KEY_VAULT_URL"),
+        token_secret_name=_get(env, "WNS_TOKEN_SECRET_NAME", "wns-access-token"),
+    )
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The app's settings, read once per process from the environment."""
+    return load_settings(os.environ)
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (after the environment changed)."""
+    get_settings.cache_clear()

@@ -1,0 +1,100 @@
+"""The long-lived objects one process shares across invocations, built lazily on first use.
+
+Async clients belong to the event loop that created them, so there is one context per loop
+(the Functions worker has one; tests may have several).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+
+import httpx
+from azure.core.exceptions import ResourceExistsError
+
+from pushfuncs.config import Settings, get_settings
+from pushfuncs.http_transport import AiohttpTransport
+from pushfuncs.services.tokens import EntraTokenSource, TokenVault, WnsTokenProvider
+from pushfuncs.storage.clients import StorageClients, create_storage_clients
+from pushfuncs.storage.installations import InstallationStore
+from pushfuncs.storage.notifications import NotificationStore
+from pushfuncs.storage.queues import MessageQueue
+
+logger = logging.getLogger(__name__)
+
+WNS_TIMEOUT = httpx.Timeout(connect=5.0, read=15.0, write=10.0, pool=10.0)
+
+
+class AppContext:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.storage: StorageClients = create_storage_clients(settings)
+        tables = self.storage.tables
+        self.installations = InstallationStore(tables.get_table_client(settings.installations_table))
+        self.notifications = NotificationStore(tables.get_table_client(settings.notifications_table))
+        self.delivery_queue = MessageQueue(self.storage.queues, settings.delivery_queue)
+        self.poison_queue = MessageQueue(self.storage.queues, settings.poison_queue)
+        self._http: httpx.AsyncClient | None = None
+        self._tokens: WnsTokenProvider | None = None
+        self._ready = False
+        self._ready_lock = asyncio.Lock()
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """One pooled HTTP client per process for every WNS send; never follows redirects."""
+        if self._http is None:
+            self._http = httpx.AsyncClient(transport=AiohttpTransport(), timeout=WNS_TIMEOUT, follow_redirects=False)
+        return self._http
+
+    @property
+    def tokens(self) -> WnsTokenProvider:
+        if self._tokens is None:
+            s = self.settings
+            vault = TokenVault(s.key_vault_url, s.token_secret_name) if s.key_vault_url else None
+            self._tokens = WnsTokenProvider(EntraTokenSource(s), vault)
+        return self._tokens
+
+    async def ensure_storage(self) -> None:
+        """Create tables and queues once per process (Bicep creates them in Azure)."""
+        if self._ready:
+            return
+        async with self._ready_lock:
+            if self._ready:
+                return
+            s = self.settings
+            for table in (s.installations_table, s.notifications_table, s.index_table):
+                with contextlib.suppress(ResourceExistsError):
+                    await self.storage.tables.create_table(table)
+            await self.delivery_queue.create_if_missing()
+            await self.poison_queue.create_if_missing()
+            self._ready = True
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+        if self._tokens is not None:
+            await self._tokens.close()
+        await self.storage.close()
+
+
+_contexts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AppContext] = weakref.WeakKeyDictionary()
+
+
+async def get_context() -> AppContext:
+    """The context of the running event loop, created (and storage ensured) on first use."""
+    loop = asyncio.get_running_loop()
+    context = _contexts.get(loop)
+    if context is None:
+        context = AppContext(get_settings())
+        _contexts[loop] = context
+    await context.ensure_storage()
+    return context
+
+
+async def close_context() -> None:
+    """Close and forget the running loop's context (tests, local host shutdown)."""
+    context = _contexts.pop(asyncio.get_running_loop(), None)
+    if context is not None:
+        await context.close()

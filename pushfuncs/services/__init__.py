@@ -1,0 +1,1 @@
+"""Services: registration, sending, delivery, tokens, sweep. Plain async Python, no azure.functions."""

@@ -1,0 +1,175 @@
+"""Deliver one queue message: POST to each channel, act on each WNS answer, record the outcome.
+
+Retries are delayed re-enqueues (the queue's visibility delay), never sleeps, so a worker is
+never blocked by a throttled or failing channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from pushfuncs.channel_uri import redact_channel_uri
+from pushfuncs.context import AppContext
+from pushfuncs.metrics import metrics
+from pushfuncs.services.messages import (
+    DeliveryMessage,
+    DeliveryTarget,
+    MalformedMessage,
+    notification_id_of,
+    parse_delivery_message,
+)
+from pushfuncs.services.tokens import TokenUnavailable
+from pushfuncs.storage.notifications import TargetOutcome
+from pushfuncs.wns import (
+    Action,
+    WnsResult,
+    backoff_seconds,
+    build_wns_headers,
+    new_correlation_vector,
+    post_to_channel,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_CONCURRENT_SENDS = 64
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class DeliveryService:
+    def __init__(
+        self,
+        ctx: AppContext,
+        clock: Callable[[], datetime] = _now,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._ctx = ctx
+        self._clock = clock
+        self._rng = rng or random.Random()
+
+    async def process(self, body: bytes) -> None:
+        """Handle one message. Raises only on a transient failure the queue should retry."""
+        try:
+            message = parse_delivery_message(body)
+        except MalformedMessage as error:
+            await self._poison(body, f"malformed delivery message: {error}")
+            return
+        semaphore = asyncio.Semaphore(MAX_CONCURRENT_SENDS)
+
+        async def send(target: DeliveryTarget) -> tuple[DeliveryTarget, WnsResult]:
+            async with semaphore:
+                return target, await self._send_one(message, target)
+
+        results = await asyncio.gather(*(send(t) for t in message.targets))
+        outcomes: list[TargetOutcome] = []
+        retries: dict[int, list[DeliveryTarget]] = defaultdict(list)
+        for target, result in results:
+            outcome, delay = await self._settle(message, target, result)
+            outcomes.append(outcome)
+            if delay is not None:
+                retries[delay].append(target)
+        # Re-enqueue first: if recording fails afterwards, the message is retried, not lost.
+        for delay, targets in retries.items():
+            retry = replace(message, targets=tuple(targets), attempt=message.attempt + 1)
+            await self._ctx.delivery_queue.send(retry.to_dict(), delay_seconds=delay)
+            metrics.add("delivery.retries.enqueued")
+        await self._ctx.notifications.record_outcomes(message.notification_id, outcomes)
+
+    async def _send_one(self, message: DeliveryMessage, target: DeliveryTarget) -> WnsResult:
+        tokens = self._ctx.tokens
+        try:
+            token = await tokens.get_token()
+            result = await self._post(message, target, token)
+            if result.action is Action.REFRESH_TOKEN:
+                metrics.add("wns.invalidtoken")
+                token = await tokens.refresh_after_rejection(token)
+                result = await self._post(message, target, token)
+                if result.action is Action.REFRESH_TOKEN:
+                    result = replace(
+                        result, action=Action.FAIL, reason="WNS refused a freshly issued token (401 twice)"
+                    )
+        except TokenUnavailable as error:
+            metrics.add("wns.tokenproviderunreachable")
+            return WnsResult(action=Action.RETRY, reason=str(error), metric="wns.tokenproviderunreachable")
+        metrics.add(result.metric)
+        return result
+
+    async def _post(self, message: DeliveryMessage, target: DeliveryTarget, token: str) -> WnsResult:
+        headers = build_wns_headers(message.notification_type, message.options, token, new_correlation_vector())
+        return await post_to_channel(self._ctx.http, target.channel_uri, headers, message.payload)
+
+    async def _settle(
+        self, message: DeliveryMessage, target: DeliveryTarget, result: WnsResult
+    ) -> tuple[TargetOutcome, int | None]:
+        """The outcome to record, and the retry delay in seconds if the target is retried."""
+        outcome = TargetOutcome(
+            installation_id=target.installation_id,
+            status="failed",
+            attempts=message.attempt,
+            updated_at=self._clock(),
+            reason=result.reason,
+            status_code=result.status_code,
+            wns_status=result.wns_status,
+            error_description=result.error_description,
+            msg_id=result.msg_id,
+            debug_trace=result.debug_trace,
+            ms_cv=result.ms_cv,
+            device_connection_status=result.device_connection_status,
+        )
+        action = result.action
+        if action is Action.DELIVERED:
+            outcome.status, outcome.reason = "delivered", None
+            return outcome, None
+        if action is Action.RETRY:
+            if message.attempt < self._ctx.settings.delivery_max_attempts:
+                outcome.status = "retrying"
+                delay = backoff_seconds(message.attempt, result.retry_after, rng=self._rng)
+                return outcome, max(1, round(delay))
+            outcome.reason = f"gave up after {message.attempt} attempts: {result.describe()}"
+            metrics.add("delivery.exhausted")
+            return outcome, None
+        if action is Action.REMOVE_CHANNEL:
+            outcome.channel_removed = await self._ctx.installations.delete_if_channel(
+                target.installation_id, target.channel_uri
+            )
+            logger.info(
+                "channel of installation %s is gone (%s); removed=%s",
+                target.installation_id,
+                result.status_code,
+                outcome.channel_removed,
+            )
+        elif action is Action.STOP_SENDING:
+            logger.critical(
+                "ALERT: WNS reports our sending domain blocked (410 Domain Blocked) for %s;"
+                " stop sending and contact Microsoft",
+                redact_channel_uri(target.channel_uri),
+            )
+            metrics.add("wns.domainblocked")
+        elif action is Action.DROPPED:
+            outcome.reason = f"dropped: {result.error_description}" if result.error_description else "dropped"
+        return outcome, None
+
+    async def _poison(self, body: bytes, reason: str) -> None:
+        """Move an unusable message to the poison queue and mark its notification failed."""
+        logger.error("delivery message moved to the poison queue: %s", reason)
+        metrics.add("delivery.poisoned")
+        await self._ctx.poison_queue.send_text(body.decode("utf-8", errors="replace"))
+        await self.record_abandoned(body, reason)
+
+    async def record_abandoned(self, body: bytes, reason: str) -> None:
+        """Best effort: mark the notification failed when its message is given up on."""
+        notification_id = notification_id_of(body)
+        if notification_id is None:
+            return
+        try:
+            await self._ctx.notifications.mark(notification_id, "failed", reason)
+        except Exception as error:
+            logger.error("could not record the failure of %s: %s", notification_id, type(error).__name__)

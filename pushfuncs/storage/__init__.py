@@ -1,0 +1,1 @@
+"""Storage adapters: Table Storage and queues behind small interfaces."""

@@ -1,0 +1,50 @@
+"""Build the async Table and Queue service clients from settings (Azurite or Azure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from azure.data.tables.aio import TableServiceClient
+from azure.storage.queue import TextBase64EncodePolicy
+from azure.storage.queue.aio import QueueServiceClient
+
+from pushfuncs.config import ConfigurationError, Settings
+
+# Fail fast: an HTTP caller is waiting, and a queue message will be retried anyway.
+CLIENT_OPTIONS = {"retry_total": 2, "connection_timeout": 5, "read_timeout": 15}
+
+
+@dataclass
+class StorageClients:
+    tables: TableServiceClient
+    queues: QueueServiceClient
+
+    async def close(self) -> None:
+        await self.tables.close()
+        await self.queues.close()
+
+
+def create_storage_clients(settings: Settings) -> StorageClients:
+    """Connection string locally (Azurite); the managed identity in Azure."""
+    if settings.storage_connection_string:
+        tables = TableServiceClient.from_connection_string(settings.storage_connection_string, **CLIENT_OPTIONS)
+        queues = QueueServiceClient.from_connection_string(
+            settings.storage_connection_string,
+            message_encode_policy=TextBase64EncodePolicy(),
+            **CLIENT_OPTIONS,
+        )
+        return StorageClients(tables, queues)
+    if not settings.storage_account_name:
+        raise ConfigurationError("set AzureWebJobsStorage (connection string) or AzureWebJobsStorage__accountName")
+    from azure.identity.aio import DefaultAzureCredential
+
+    credential = DefaultAzureCredential(managed_identity_client_id=settings.storage_client_id)
+    account = settings.storage_account_name
+    tables = TableServiceClient(f"https://{account}.table.core.windows.net", credential=credential, **CLIENT_OPTIONS)
+    queues = QueueServiceClient(
+        f"https://{account}.queue.core.windows.net",
+        credential=credential,
+        message_encode_policy=TextBase64EncodePolicy(),
+        **CLIENT_OPTIONS,
+    )
+    return StorageClients(tables, queues)

@@ -1,0 +1,309 @@
+"""Parse and validate API request bodies into typed values (pure; no I/O)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from xml.etree.ElementTree import ParseError
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring as parse_xml_safely
+
+from pushfuncs.channel_uri import HostPattern, InvalidChannelUri, validate_channel_uri
+from pushfuncs.errors import ApiError, InvalidField
+from pushfuncs.wns import MAX_PAYLOAD_BYTES, MAX_TAG_LENGTH, NotificationType, WnsOptions
+
+MAX_BODY_BYTES = 64 * 1024
+CHANNEL_LIFETIME = timedelta(days=30)
+# Clock skew we forgive between a device computing its channel's expiry and us.
+EXPIRY_SKEW = timedelta(minutes=5)
+MAX_TAGS = 60
+
+# Ids become Table Storage keys: no '/', '\\', '#', '?', control characters or spaces.
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+# Notification Hubs' tag alphabet and length.
+_TAG = re.compile(r"^[A-Za-z0-9_@#.:-]{1,120}$")
+_ALPHANUMERIC = re.compile(rf"^[A-Za-z0-9]{{1,{MAX_TAG_LENGTH}}}$")
+
+
+def parse_json_object(body: bytes, max_bytes: int = MAX_BODY_BYTES) -> dict[str, object]:
+    """The request body as a JSON object, or a 4xx that says what is wrong with it."""
+    if len(body) > max_bytes:
+        raise ApiError(413, "BodyTooLarge", f"request body is larger than {max_bytes} bytes")
+    if not body.strip():
+        raise ApiError(400, "InvalidJson", "request body is empty; a JSON object is required")
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError) as error:
+        raise ApiError(400, "InvalidJson", f"request body is not valid JSON: {error}") from error
+    if not isinstance(value, dict):
+        raise ApiError(400, "InvalidJson", "request body must be a JSON object")
+    return value
+
+
+def _reject_unknown(body: dict[str, object], allowed: set[str], prefix: str = "") -> None:
+    for key in body:
+        if key not in allowed:
+            raise InvalidField(f"{prefix}{key}", f"unknown field; expected one of {sorted(allowed)}", "UnknownField")
+
+
+def validate_id(value: object, field_name: str) -> str:
+    if not isinstance(value, str) or not _ID.match(value):
+        raise InvalidField(
+            field_name, "must be 1-128 characters of letters, digits and . _ : @ - (starting with a letter or digit)"
+        )
+    return value
+
+
+def _optional_string_id(body: dict[str, object], key: str) -> str | None:
+    value = body.get(key)
+    return None if value is None else validate_id(value, key)
+
+
+def validate_tags(value: object, field_name: str = "tags") -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InvalidField(field_name, "must be a list of strings")
+    if len(value) > MAX_TAGS:
+        raise InvalidField(field_name, f"at most {MAX_TAGS} tags per installation")
+    for index, tag in enumerate(value):
+        if not isinstance(tag, str) or not _TAG.match(tag):
+            raise InvalidField(f"{field_name}[{index}]", "must be 1-120 characters of letters, digits and _ @ # . : -")
+    return sorted(set(value))
+
+
+def parse_rfc3339(value: object, field_name: str) -> datetime:
+    if not isinstance(value, str):
+        raise InvalidField(field_name, "must be an RFC 3339 date-time string")
+    try:
+        parsed = datetime.fromisoformat(value.replace("z", "Z").replace("Z", "+00:00"))
+    except ValueError as error:
+        raise InvalidField(field_name, "must be an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z") from error
+    if parsed.tzinfo is None:
+        raise InvalidField(field_name, "must carry a time zone offset (e.g. Z)")
+    return parsed.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class InstallationRequest:
+    channel_uri: str
+    user_id: str | None
+    tags: list[str]
+    expires_at: datetime
+
+
+def parse_installation_request(
+    body: bytes, allowed_hosts: tuple[HostPattern, ...], now: datetime
+) -> InstallationRequest:
+    data = parse_json_object(body)
+    _reject_unknown(data, {"channelUri", "userId", "tags", "expiresAt"})
+    if "channelUri" not in data:
+        raise InvalidField("channelUri", "is required", "MissingField")
+    try:
+        channel_uri = validate_channel_uri(data["channelUri"], allowed_hosts)
+    except InvalidChannelUri as error:
+        raise InvalidField("channelUri", str(error), "InvalidChannelUri") from error
+    latest = now + CHANNEL_LIFETIME
+    if data.get("expiresAt") is None:
+        expires_at = latest
+    else:
+        expires_at = parse_rfc3339(data["expiresAt"], "expiresAt")
+        if expires_at <= now:
+            raise InvalidField("expiresAt", "is in the past; the channel has expired")
+        if expires_at > latest + EXPIRY_SKEW:
+            raise InvalidField("expiresAt", "may be at most 30 days from now (WNS channels live 30 days)")
+        expires_at = min(expires_at, latest)
+    return InstallationRequest(
+        channel_uri=channel_uri,
+        user_id=_optional_string_id(data, "userId"),
+        tags=validate_tags(data.get("tags")),
+        expires_at=expires_at,
+    )
+
+
+# Option names: the WNS header name (canonical) or a camelCase alias, case-insensitive.
+_OPTION_FIELDS = {
+    "x-wns-cache-policy": "cache_policy",
+    "cachepolicy": "cache_policy",
+    "x-wns-ttl": "ttl",
+    "ttl": "ttl",
+    "x-wns-tag": "tag",
+    "tag": "tag",
+    "x-wns-group": "group",
+    "group": "group",
+    "x-wns-requestforstatus": "request_for_status",
+    "requestforstatus": "request_for_status",
+    "x-wns-priority": "priority",
+    "priority": "priority",
+}
+_REFUSED_OPTIONS = {
+    "x-wns-suppresspopup": "is Windows Phone only: on a Windows channel WNS drops the notification",
+    "suppresspopup": "is Windows Phone only: on a Windows channel WNS drops the notification",
+    "x-wns-match": "is only valid with DELETE requests on Windows Phone",
+}
+MAX_TTL_SECONDS = 2**31 - 1
+
+
+def _as_int(value: object, name: str, low: int, high: int) -> int:
+    if isinstance(value, bool):
+        raise InvalidField(name, f"must be an integer from {low} to {high}")
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,10}", value):
+        value = int(value)
+    if not isinstance(value, int) or not low <= value <= high:
+        raise InvalidField(name, f"must be an integer from {low} to {high}")
+    return value
+
+
+def parse_options(value: object) -> WnsOptions:
+    """`options` of a send request: every optional WNS request header, validated."""
+    if value is None:
+        return WnsOptions()
+    if not isinstance(value, dict):
+        raise InvalidField("options", "must be an object of WNS header names to values")
+    fields: dict[str, object] = {}
+    for key, raw in value.items():
+        name = f"options.{key}"
+        lowered = key.lower()
+        if lowered in _REFUSED_OPTIONS:
+            raise InvalidField(name, _REFUSED_OPTIONS[lowered], "UnsupportedOption")
+        if lowered not in _OPTION_FIELDS:
+            raise InvalidField(
+                name,
+                "unknown option; expected X-WNS-Cache-Policy, X-WNS-TTL, X-WNS-Tag, X-WNS-Group,"
+                " X-WNS-RequestForStatus or X-WNS-PRIORITY",
+                "UnknownField",
+            )
+        target = _OPTION_FIELDS[lowered]
+        if target in fields:
+            raise InvalidField(name, "is given twice")
+        if raw is None:
+            continue
+        if target == "cache_policy":
+            if not isinstance(raw, str) or raw.lower() not in ("cache", "no-cache"):
+                raise InvalidField(name, 'must be "cache" or "no-cache"')
+            fields[target] = raw.lower()
+        elif target == "ttl":
+            fields[target] = _as_int(raw, name, 1, MAX_TTL_SECONDS)
+        elif target in ("tag", "group"):
+            if not isinstance(raw, str) or not _ALPHANUMERIC.match(raw):
+                raise InvalidField(name, f"must be 1-{MAX_TAG_LENGTH} alphanumeric characters (A-Z, a-z, 0-9)")
+            fields[target] = raw
+        elif target == "request_for_status":
+            if isinstance(raw, str) and raw.lower() in ("true", "false"):
+                raw = raw.lower() == "true"
+            if not isinstance(raw, bool):
+                raise InvalidField(name, "must be true or false")
+            fields[target] = raw
+        elif target == "priority":
+            fields[target] = _as_int(raw, name, 1, 4)
+    return WnsOptions(**fields)  # type: ignore[arg-type]
+
+
+def validate_xml_payload(payload: bytes, notification_type: NotificationType) -> None:
+    """Well-formed XML whose root matches the type (WNS drops a mismatch silently on the device)."""
+    try:
+        root = parse_xml_safely(payload, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except DefusedXmlException as error:
+        raise InvalidField(
+            "payload", f"XML with DTDs or entities is refused ({type(error).__name__})", "InvalidXml"
+        ) from error
+    except ParseError as error:
+        raise InvalidField("payload", f"is not well-formed XML: {error}", "InvalidXml") from error
+    if root.tag != notification_type.value:
+        raise InvalidField(
+            "payload",
+            f"a {notification_type.value} notification's root element must be"
+            f" <{notification_type.value}>, not <{root.tag}>",
+            "InvalidXml",
+        )
+
+
+@dataclass(frozen=True)
+class Target:
+    """Who a notification goes to. Exactly one of the fields is set."""
+
+    installation_id: str | None = None
+    user_id: str | None = None
+    tag: str | None = None
+    tag_expression: str | None = None
+    installation_ids: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, object]:
+        if self.installation_id is not None:
+            return {"installationId": self.installation_id}
+        if self.user_id is not None:
+            return {"userId": self.user_id}
+        if self.tag is not None:
+            return {"tag": self.tag}
+        if self.tag_expression is not None:
+            return {"tagExpression": self.tag_expression}
+        return {"installationIds": list(self.installation_ids)}
+
+
+def parse_target(value: object) -> Target:
+    if not isinstance(value, dict):
+        raise InvalidField("target", 'must be an object such as {"installationId": "..."}', "MissingField")
+    _reject_unknown(value, {"installationId"}, "target.")
+    if "installationId" not in value:
+        raise InvalidField("target.installationId", "is required", "MissingField")
+    return Target(installation_id=validate_id(value["installationId"], "target.installationId"))
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    notification_type: NotificationType
+    payload: bytes
+    target: Target
+    options: WnsOptions
+
+
+def parse_send_request(body: bytes) -> SendRequest:
+    data = parse_json_object(body)
+    _reject_unknown(data, {"type", "payload", "payloadBase64", "target", "options"})
+    raw_type = data.get("type")
+    try:
+        notification_type = NotificationType(raw_type)
+    except ValueError as error:
+        raise InvalidField("type", 'must be one of "toast", "tile", "badge", "raw"') from error
+    payload = _parse_payload(data, notification_type)
+    return SendRequest(
+        notification_type=notification_type,
+        payload=payload,
+        target=parse_target(data.get("target")),
+        options=parse_options(data.get("options")),
+    )
+
+
+def _parse_payload(data: dict[str, object], notification_type: NotificationType) -> bytes:
+    text, encoded = data.get("payload"), data.get("payloadBase64")
+    if text is not None and encoded is not None:
+        raise InvalidField("payloadBase64", "give either payload or payloadBase64, not both")
+    if encoded is not None:
+        if notification_type is not NotificationType.RAW:
+            raise InvalidField("payloadBase64", "is only for raw notifications; XML goes in payload")
+        if not isinstance(encoded, str):
+            raise InvalidField("payloadBase64", "must be a base64 string")
+        try:
+            payload = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError) as error:
+            raise InvalidField("payloadBase64", "is not valid base64") from error
+        name = "payloadBase64"
+    else:
+        if not isinstance(text, str):
+            raise InvalidField("payload", "is required and must be a string", "MissingField")
+        payload = text.encode("utf-8")
+        name = "payload"
+    if not payload:
+        raise InvalidField(name, "may not be empty")
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ApiError(
+            400, "PayloadTooLarge", f"{name}: is {len(payload)} bytes; WNS accepts at most {MAX_PAYLOAD_BYTES}", name
+        )
+    if notification_type.is_xml:
+        validate_xml_payload(payload, notification_type)
+    return payload

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Install everything the project needs to run and test locally: a Python virtual
+# environment (.venv) with the pinned packages, and Azurite (npm). Safe to re-run:
+# it only installs what changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
+  echo "pushfuncs needs Python 3.11 or 3.12 (found $("$PYTHON" --version 2>&1))." >&2
+  exit 1
+fi
+command -v npm >/dev/null || { echo "npm (Node.js 18 or later) is needed for Azurite." >&2; exit 1; }
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.requirements.sha
+want=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: installing Python packages"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+  echo "$want" > "$stamp"
+fi
+
+npm_stamp=node_modules/.package.sha
+npm_want=$(sha256sum package.json | cut -d' ' -f1)
+if [ ! -x node_modules/.bin/azurite ] || [ "$(cat "$npm_stamp" 2>/dev/null)" != "$npm_want" ]; then
+  echo "setup: installing Azurite (npm)"
+  npm install --no-audit --no-fund --loglevel=error >/dev/null
+  echo "$npm_want" > "$npm_stamp"
+fi
+echo "setup: ready"
