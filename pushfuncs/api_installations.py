@@ -10,7 +10,7 @@ from pushfuncs.config import get_settings
 from pushfuncs.context import get_context
 from pushfuncs.errors import NotFound
 from pushfuncs.http_responses import api_handler, json_response
-from pushfuncs.services.registration import register_installation
+from pushfuncs.services.registration import register_installation, remove_installation
 from pushfuncs.validation import parse_installation_request, validate_id
 
 bp = func.Blueprint()
@@ -47,5 +47,5 @@ async def get_installation(req: func.HttpRequest) -> func.HttpResponse:
 async def delete_installation(req: func.HttpRequest) -> func.HttpResponse:
     installation_id = validate_id(req.route_params.get("installationId"), "installationId")
     ctx = await get_context()
-    await ctx.installations.delete(installation_id)
+    await remove_installation(ctx.installations, ctx.index, installation_id)
     return func.HttpResponse(status_code=204)

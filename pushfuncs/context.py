@@ -18,6 +18,7 @@ from pushfuncs.config import Settings, get_settings
 from pushfuncs.http_transport import AiohttpTransport
 from pushfuncs.services.tokens import EntraTokenSource, TokenVault, WnsTokenProvider
 from pushfuncs.storage.clients import StorageClients, create_storage_clients
+from pushfuncs.storage.index import IndexStore
 from pushfuncs.storage.installations import InstallationStore
 from pushfuncs.storage.notifications import NotificationStore
 from pushfuncs.storage.queues import MessageQueue
@@ -33,6 +34,8 @@ class AppContext:
         self.storage: StorageClients = create_storage_clients(settings)
         tables = self.storage.tables
         self.installations = InstallationStore(tables.get_table_client(settings.installations_table))
+        self.index_table = tables.get_table_client(settings.index_table)
+        self.index = IndexStore(self.index_table)
         self.notifications = NotificationStore(tables.get_table_client(settings.notifications_table))
         self.delivery_queue = MessageQueue(self.storage.queues, settings.delivery_queue)
         self.poison_queue = MessageQueue(self.storage.queues, settings.poison_queue)

@@ -75,6 +75,9 @@ class ChannelStore:
     def get(self, channel_id: str) -> Channel | None:
         return self._by_id.get(channel_id)
 
+    def all(self) -> list[Channel]:
+        return list(self._by_id.values())
+
     def by_target(self, raw_target: str) -> Channel | None:
         return self._by_target.get(raw_target)
 

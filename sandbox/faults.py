@@ -121,6 +121,9 @@ class RuleQueue:
             self._rules.popleft()
         return entry[0]
 
+    def clear(self) -> None:
+        self._rules.clear()
+
     def pending(self) -> list[dict[str, Any]]:
         return [{"rule": _describe(rule), "remaining": count} for rule, count in self._rules]
 

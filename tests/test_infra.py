@@ -1,15 +1,15 @@
-"""Offline checks of the Bicep templates under infra/, azure.yaml and the parameters file.
+"""Offline checks of the Bicep templates under infra/, azure.yaml and main.parameters.json.
 
-The Bicep CLI is not available offline, so every .bicep file is parsed with pycep-parser and
-the security properties are asserted on the parsed tree. This proves the files are
-syntactically Bicep and say what we intend; it does not prove that Azure accepts them (no
-type checking, no resource-schema validation, no deployment). See infra/README.md.
+The Bicep CLI is not available offline, so every .bicep file is parsed with pycep-parser
+and the security properties are asserted on the parsed tree. This proves the files are
+syntactically Bicep and say what we intend; it does not prove that Azure accepts them
+(no type checking, no resource-schema validation, no deployment). See infra/README.md.
 
 Two limits of pycep-parser shape these checks:
 - A bare identifier and a string literal come out the same (`scope: storage` and
-  `scope: 'storage'` are both "storage"). Checks that follow a reference confirm the name is
-  a declared symbol; a literal with that spelling would not be valid Bicep there anyway.
-- Interpolated strings are kept as raw text ("@Microsoft.KeyVault(VaultName=${vault.name};...)"),
+  `scope: 'storage'` are both "storage"). Checks that follow a reference confirm the
+  name is a declared symbol; a literal of that spelling would not be valid Bicep there.
+- Interpolated strings are kept as raw text ("@Microsoft.KeyVault(VaultName=${v.name};"),
   so their pieces are checked with regular expressions on that text.
 """
 
@@ -45,13 +45,13 @@ AZURE_ONLY_SETTINGS = {
     "APPLICATIONINSIGHTS_CONNECTION_STRING": "telemetry target, Azure only",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Entra auth for telemetry (local auth is disabled), Azure only",
 }
-# The local connection string becomes identity-based settings of the same prefix in Azure.
+# The local connection string becomes identity-based settings of that prefix in Azure.
 IDENTITY_STORAGE_SETTINGS = {
     "AzureWebJobsStorage__accountName",
     "AzureWebJobsStorage__credential",
     "AzureWebJobsStorage__clientId",
 }
-# Settings Flex Consumption does not allow (see the functions-app-settings "Flex" deprecations).
+# Settings Flex Consumption does not allow (functions-app-settings, Flex deprecations).
 FLEX_FORBIDDEN_SETTINGS = {
     "FUNCTIONS_WORKER_RUNTIME",
     "FUNCTIONS_EXTENSION_VERSION",
@@ -94,7 +94,7 @@ APP_GRANTS = {
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
-# --- reading the templates -------------------------------------------------------------------
+# --- reading the templates
 
 
 @functools.cache
@@ -123,15 +123,13 @@ def declared_resources() -> Iterator[tuple[Path, str, dict[str, Any]]]:
 
 
 def the_one(resource_type: str) -> tuple[Path, str, dict[str, Any]]:
-    """The single resource of this type the templates create (not an `existing` reference)."""
+    """The one resource of this type the templates create (not an `existing` one)."""
     found = [
         (path, symbol, resource)
         for path, symbol, resource in declared_resources()
         if resource["type"] == resource_type and not resource["existing"]
     ]
-    assert len(found) == 1, (
-        f"expected one {resource_type}, found {[(rel(p), s) for p, s, _ in found]}"
-    )
+    assert len(found) == 1, f"expected one {resource_type}, found {[(rel(p), s) for p, s, _ in found]}"
     return found[0]
 
 
@@ -140,7 +138,7 @@ def properties(resource_type: str) -> dict[str, Any]:
 
 
 def chain(node: Any) -> list[str] | None:
-    """`a.b.c` as ["a", "b", "c"] when the node is a plain property access, else None."""
+    """`a.b.c` as ["a", "b", "c"] when the node is a plain property access."""
     if isinstance(node, str):
         return [node]
     operator = node.get("operator") if isinstance(node, dict) else None
@@ -173,9 +171,7 @@ def app_settings() -> dict[str, Any]:
     """Name -> parsed value of every app setting on the Function App."""
     path, config = site()
     entries = config["properties"]["siteConfig"]["appSettings"]
-    assert isinstance(entries, list), (
-        f"{rel(path)}: appSettings must be a literal list to be checked"
-    )
+    assert isinstance(entries, list), f"{rel(path)}: appSettings must be a literal list to be checked"
     names = [entry["name"] for entry in entries]
     duplicates = {name for name in names if names.count(name) > 1}
     assert not duplicates, f"{rel(path)}: app settings set twice: {sorted(duplicates)}"
@@ -183,30 +179,23 @@ def app_settings() -> dict[str, Any]:
 
 
 def sample_settings() -> dict[str, str]:
-    return json.loads(
-        (REPO / "local.settings.sample.json").read_text(encoding="utf-8")
-    )["Values"]
+    return json.loads((REPO / "local.settings.sample.json").read_text(encoding="utf-8"))["Values"]
 
 
 def module_for(path: Path) -> tuple[str, dict[str, Any]]:
     """The module declaration in main.bicep that deploys this file."""
     for symbol, module in parse(MAIN).get("modules", {}).items():
-        if (
-            module["type"] == "local"
-            and (MAIN.parent / module["detail"]["path"]).resolve() == path.resolve()
-        ):
+        if module["type"] == "local" and (MAIN.parent / module["detail"]["path"]).resolve() == path.resolve():
             return symbol, module["config"]
     raise AssertionError(f"main.bicep deploys no module from {rel(path)}")
 
 
 def main_default_through_module(path: Path, module_param: str) -> Any:
-    """The default of the main.bicep parameter that main passes to `module_param` of `path`."""
+    """Default of the main.bicep parameter passed to `module_param` of file `path`."""
     _, module = module_for(path)
     argument = module["params"].get(module_param)
     main_params = parse(MAIN)["parameters"]
-    assert argument in main_params, (
-        f"main.bicep passes {argument!r} to {module_param}, not a parameter"
-    )
+    assert argument in main_params, f"main.bicep passes {argument!r} to {module_param}, not a parameter"
     return main_params[argument]["default"]
 
 
@@ -217,20 +206,16 @@ def identity_symbol(path: Path) -> str:
         for symbol, resource in parse(path)["resources"].items()
         if resource["type"] == "Microsoft.ManagedIdentity/userAssignedIdentities"
     ]
-    assert len(symbols) == 1, (
-        f"{rel(path)}: expected one user-assigned identity, found {symbols}"
-    )
+    assert len(symbols) == 1, f"{rel(path)}: expected one user-assigned identity, found {symbols}"
     return symbols[0]
 
 
-# --- every template parses -------------------------------------------------------------------
+# --- every template parses
 
 
 def test_the_templates_exist() -> None:
     assert MAIN in BICEP_FILES
-    assert len(BICEP_FILES) > 1, (
-        "main.bicep is expected to deploy modules from infra/app/"
-    )
+    assert len(BICEP_FILES) > 1, "main.bicep is expected to deploy modules from infra/app/"
 
 
 @pytest.mark.parametrize("path", BICEP_FILES, ids=rel)
@@ -242,7 +227,7 @@ def test_bicep_file_parses(path: Path) -> None:
     assert tree.get("resources") or tree.get("modules"), f"{rel(path)} declares nothing"
 
 
-# --- storage ---------------------------------------------------------------------------------
+# --- storage
 
 
 @pytest.mark.parametrize(
@@ -257,9 +242,7 @@ def test_bicep_file_parses(path: Path) -> None:
 def test_storage_account_is_hardened(name: str, expected: object) -> None:
     value = properties(STORAGE).get(name)
     # `is`: the parser gives booleans as bool, so the string 'false' would not pass.
-    assert value is expected if isinstance(expected, bool) else value == expected, (
-        f"{name} is {value!r}"
-    )
+    assert value is expected if isinstance(expected, bool) else value == expected, f"{name} is {value!r}"
 
 
 def test_deployment_container_is_private() -> None:
@@ -268,19 +251,13 @@ def test_deployment_container_is_private() -> None:
 
 
 def test_no_storage_key_or_connection_string_anywhere() -> None:
-    assert "AzureWebJobsStorage" not in app_settings(), (
-        "host storage must be identity-based in Azure"
-    )
+    assert "AzureWebJobsStorage" not in app_settings(), "host storage must be identity-based in Azure"
     for path in BICEP_FILES:
         for node in walk(parse(path)):
-            assert not (isinstance(node, str) and "accountkey" in node.lower()), (
-                f"{rel(path)}: {node!r}"
-            )
-            # listKeys(), listAccountSas(), listConnectionStrings() ... all hand out key material.
+            assert not (isinstance(node, str) and "accountkey" in node.lower()), f"{rel(path)}: {node!r}"
+            # listKeys(), listAccountSas(), listConnectionStrings(): all give out keys.
             if isinstance(node, dict) and isinstance(node.get("func_name"), str):
-                assert not node["func_name"].lower().startswith("list"), (
-                    f"{rel(path)}: {node['func_name']}()"
-                )
+                assert not node["func_name"].lower().startswith("list"), f"{rel(path)}: {node['func_name']}()"
         # Interpolations are raw text in the tree (see the module docstring).
         assert ".listKeys(" not in path.read_text(encoding="utf-8"), rel(path)
 
@@ -303,34 +280,26 @@ def test_queues_and_tables_are_created_with_the_names_the_app_is_given() -> None
     ]:
         api_param = app_settings()[setting]
         main_param = api_module["params"][api_param]
-        assert main_param in created_from, (
-            f"{setting} comes from {main_param}, which is not created"
-        )
+        assert main_param in created_from, f"{setting} comes from {main_param}, which is not created"
         if created_from is queue_args:
-            assert f"${{{main_param}}}-poison" in queue_args, (
-                f"no poison queue for {setting}"
-            )
+            assert f"${{{main_param}}}-poison" in queue_args, f"no poison queue for {setting}"
         created[setting] = main_default_through_module(site_file, api_param)
     assert created == {setting: sample[setting] for setting in created}
 
 
-# --- Key Vault -------------------------------------------------------------------------------
+# --- Key Vault
 
 
-@pytest.mark.parametrize(
-    "name", ["enableRbacAuthorization", "enableSoftDelete", "enablePurgeProtection"]
-)
+@pytest.mark.parametrize("name", ["enableRbacAuthorization", "enableSoftDelete", "enablePurgeProtection"])
 def test_key_vault_is_hardened(name: str) -> None:
-    assert properties(VAULT).get(name) is True, (
-        f"{name} is {properties(VAULT).get(name)!r}"
-    )
+    assert properties(VAULT).get(name) is True, f"{name} is {properties(VAULT).get(name)!r}"
 
 
 def test_key_vault_has_no_access_policies() -> None:
     assert "accessPolicies" not in properties(VAULT), "access is by RBAC only"
 
 
-# --- the Function App ------------------------------------------------------------------------
+# --- the Function App
 
 
 def test_site_is_a_python_flex_consumption_app() -> None:
@@ -343,9 +312,7 @@ def test_site_is_a_python_flex_consumption_app() -> None:
     assert main_default_through_module(path, runtime["version"]) == "3.11"
     scale = config["properties"]["functionAppConfig"]["scaleAndConcurrency"]
     assert main_default_through_module(path, scale["instanceMemoryMB"]) == 2048
-    assert scale["maximumInstanceCount"] in parse(path)["parameters"], (
-        "max instance count is a parameter"
-    )
+    assert scale["maximumInstanceCount"] in parse(path)["parameters"], "max instance count is a parameter"
 
 
 def test_site_is_https_only_with_modern_tls() -> None:
@@ -370,9 +337,7 @@ def test_site_uses_the_user_assigned_identity_everywhere() -> None:
     path, config = site()
     identity = identity_symbol(path)
     assert config["identity"]["type"] == "UserAssigned"
-    assert list(config["identity"]["userAssignedIdentities"]) == [
-        f"'${{{identity}.id}}'"
-    ]
+    assert list(config["identity"]["userAssignedIdentities"]) == [f"'${{{identity}.id}}'"]
     assert chain(config["properties"].get("keyVaultReferenceIdentity")) == [
         identity,
         "id",
@@ -396,11 +361,7 @@ def test_site_uses_the_user_assigned_identity_everywhere() -> None:
 def test_the_identity_the_site_uses_is_the_one_granted_roles() -> None:
     site_file, _ = site()
     _, api_module = module_for(site_file)
-    rbac_file = next(
-        path
-        for path, _, r in declared_resources()
-        if r["type"].endswith("/roleAssignments")
-    )
+    rbac_file = next(path for path, _, r in declared_resources() if r["type"].endswith("/roleAssignments"))
     _, rbac_module = module_for(rbac_file)
     identity_module = chain(api_module["params"]["identityName"])
     assert identity_module is not None and identity_module[1:] == ["outputs", "name"]
@@ -433,31 +394,19 @@ def test_client_secret_is_a_key_vault_reference() -> None:
 def test_azure_values_of_wns_settings() -> None:
     path, _ = site()
     assert (
-        main_default_through_module(path, app_settings()["WNS_AUTHORITY_HOST"])
-        == "https://login.microsoftonline.com"
+        main_default_through_module(path, app_settings()["WNS_AUTHORITY_HOST"]) == "https://login.microsoftonline.com"
     )
-    assert (
-        main_default_through_module(path, app_settings()["WNS_ALLOWED_HOSTS"])
-        == "*.notify.windows.com"
-    )
-    token_secret = main_default_through_module(
-        path, app_settings()["WNS_TOKEN_SECRET_NAME"]
-    )
+    assert main_default_through_module(path, app_settings()["WNS_ALLOWED_HOSTS"]) == "*.notify.windows.com"
+    token_secret = main_default_through_module(path, app_settings()["WNS_TOKEN_SECRET_NAME"])
     assert token_secret == sample_settings()["WNS_TOKEN_SECRET_NAME"]
     for required in ("WNS_TENANT_ID", "WNS_CLIENT_ID"):
-        assert main_default_through_module(path, app_settings()[required]) is None, (
-            f"{required} has no default"
-        )
+        assert main_default_through_module(path, app_settings()[required]) is None, f"{required} has no default"
 
 
 def test_app_settings_match_the_local_sample() -> None:
     sample = set(sample_settings())
-    assert set(LOCAL_ONLY_SETTINGS) <= sample, (
-        "an exclusion names a setting the sample no longer has"
-    )
-    expected = (
-        sample - set(LOCAL_ONLY_SETTINGS) - {"AzureWebJobsStorage"}
-    ) | IDENTITY_STORAGE_SETTINGS
+    assert set(LOCAL_ONLY_SETTINGS) <= sample, "an exclusion names a setting the sample no longer has"
+    expected = (sample - set(LOCAL_ONLY_SETTINGS) - {"AzureWebJobsStorage"}) | IDENTITY_STORAGE_SETTINGS
     actual = set(app_settings()) - set(AZURE_ONLY_SETTINGS)
     assert actual == expected, (
         f"missing in infra/app/api.bicep: {sorted(expected - actual)}; "
@@ -471,7 +420,7 @@ def test_local_only_and_flex_forbidden_settings_are_absent_in_azure() -> None:
     assert not present, f"must not be set on a Flex app in Azure: {sorted(present)}"
 
 
-# --- role assignments ------------------------------------------------------------------------
+# --- role assignments
 
 
 def role_assignments() -> list[tuple[Path, str, dict[str, Any]]]:
@@ -485,32 +434,23 @@ def role_assignments() -> list[tuple[Path, str, dict[str, Any]]]:
 
 
 def role_id(path: Path, assignment: dict[str, Any]) -> str:
-    """The role definition GUID, following `roleDefinitions.name` into the file's variables."""
+    """The role definition GUID, following `roleDefinitions.x` into the variables."""
     function = assignment["properties"]["roleDefinitionId"]["function"]
     assert function["type"] == "subscription_resource_id"
-    assert (
-        function["parameters"]["resource_type"]
-        == "Microsoft.Authorization/roleDefinitions"
-    )
+    assert function["parameters"]["resource_type"] == "Microsoft.Authorization/roleDefinitions"
     name = function["parameters"]["resource_name_1"]
     reference = chain(name)
     if reference and len(reference) == 2:
         name = parse(path)["variables"][reference[0]]["value"][reference[1]]
-    assert isinstance(name, str) and GUID.match(name), (
-        f"not a role definition id: {name!r}"
-    )
+    assert isinstance(name, str) and GUID.match(name), f"not a role definition id: {name!r}"
     return name
 
 
 def scope_type(path: Path, assignment: dict[str, Any]) -> str:
     scope = assignment.get("scope")
-    assert isinstance(scope, str), (
-        f"scope must name one resource, got {scope!r} (absent = resource group)"
-    )
+    assert isinstance(scope, str), f"scope must name one resource, got {scope!r} (absent = resource group)"
     resource = parse(path)["resources"].get(scope)
-    assert resource is not None, (
-        f"scope {scope!r} is not a resource declared in {rel(path)}"
-    )
+    assert resource is not None, f"scope {scope!r} is not a resource declared in {rel(path)}"
     return resource["type"]
 
 
@@ -518,19 +458,11 @@ def test_every_role_assignment_is_scoped_to_one_resource_with_an_allowed_role() 
     for path, symbol, assignment in role_assignments():
         where = f"{rel(path)}:{symbol}"
         resource_type = scope_type(path, assignment)
-        assert resource_type in ALLOWED_ROLES_BY_SCOPE, (
-            f"{where}: scoped to a {resource_type}"
-        )
+        assert resource_type in ALLOWED_ROLES_BY_SCOPE, f"{where}: scoped to a {resource_type}"
         role = role_id(path, assignment)
-        assert role in ALLOWED_ROLES_BY_SCOPE[resource_type], (
-            f"{where}: role {role} on a {resource_type}"
-        )
-        assert assignment["name"]["function"]["type"] == "guid", (
-            f"{where}: name must be a stable guid()"
-        )
-        assert assignment["properties"].get("principalType"), (
-            f"{where}: principalType avoids replication races"
-        )
+        assert role in ALLOWED_ROLES_BY_SCOPE[resource_type], f"{where}: role {role} on a {resource_type}"
+        assert assignment["name"]["function"]["type"] == "guid", f"{where}: name must be a stable guid()"
+        assert assignment["properties"].get("principalType"), f"{where}: principalType avoids replication races"
 
 
 def test_app_identity_gets_exactly_the_roles_it_needs() -> None:
@@ -542,76 +474,44 @@ def test_app_identity_gets_exactly_the_roles_it_needs() -> None:
     assert granted == APP_GRANTS
     for path, _, assignment in role_assignments():
         if assignment["properties"]["principalId"] == "appPrincipalId":
-            assert assignment["properties"]["principalType"] == "ServicePrincipal", rel(
-                path
-            )
+            assert assignment["properties"]["principalType"] == "ServicePrincipal", rel(path)
 
 
-# --- main.bicep wiring, parameters, outputs --------------------------------------------------
+# --- main.bicep wiring, parameters, outputs
 
 
 def test_parameters_file_covers_every_required_parameter() -> None:
     declared = parse(MAIN)["parameters"]
     required = {name for name, param in declared.items() if param["default"] is None}
-    given = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))[
-        "parameters"
-    ]
-    assert required <= set(given), (
-        f"main.parameters.json lacks {sorted(required - set(given))}"
-    )
-    assert set(given) <= set(declared), (
-        f"main.parameters.json sets unknown {sorted(set(given) - set(declared))}"
-    )
+    given = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    assert required <= set(given), f"main.parameters.json lacks {sorted(required - set(given))}"
+    assert set(given) <= set(declared), f"main.parameters.json sets unknown {sorted(set(given) - set(declared))}"
 
 
 def test_modules_get_the_parameters_they_declare() -> None:
-    """What `bicep build` would reject: unknown or missing module params, unknown outputs."""
+    """What `bicep build` would reject: unknown or missing params, unknown outputs."""
     modules = parse(MAIN)["modules"]
     for symbol, module in modules.items():
-        assert module["type"] == "local", (
-            f"{symbol}: only local modules can be checked offline"
-        )
+        assert module["type"] == "local", f"{symbol}: only local modules can be checked offline"
         target = parse(MAIN.parent / module["detail"]["path"])
         declared = target.get("parameters", {})
         passed = set(module["config"]["params"])
-        required = {
-            name for name, param in declared.items() if param["default"] is None
-        }
-        assert passed <= set(declared), (
-            f"{symbol}: unknown params {sorted(passed - set(declared))}"
-        )
-        assert required <= passed, (
-            f"{symbol}: missing params {sorted(required - passed)}"
-        )
+        required = {name for name, param in declared.items() if param["default"] is None}
+        assert passed <= set(declared), f"{symbol}: unknown params {sorted(passed - set(declared))}"
+        assert required <= passed, f"{symbol}: missing params {sorted(required - passed)}"
     for node in walk(parse(MAIN)):
         reference = chain(node) if isinstance(node, dict) else None
-        if (
-            reference
-            and len(reference) == 3
-            and reference[0] in modules
-            and reference[1] == "outputs"
-        ):
-            outputs = parse(MAIN.parent / modules[reference[0]]["detail"]["path"]).get(
-                "outputs", {}
-            )
-            assert reference[2] in outputs, (
-                f"main.bicep reads {'.'.join(reference)}, which is not an output"
-            )
+        if reference and len(reference) == 3 and reference[0] in modules and reference[1] == "outputs":
+            outputs = parse(MAIN.parent / modules[reference[0]]["detail"]["path"]).get("outputs", {})
+            assert reference[2] in outputs, f"main.bicep reads {'.'.join(reference)}, which is not an output"
 
 
 def test_abbreviations_used_in_names_exist() -> None:
-    abbreviations = json.loads(
-        (INFRA / "abbreviations.json").read_text(encoding="utf-8")
-    )
+    abbreviations = json.loads((INFRA / "abbreviations.json").read_text(encoding="utf-8"))
     used = {
-        key
-        for node in walk(parse(MAIN))
-        if isinstance(node, str)
-        for key in re.findall(r"\$\{abbrs\.(\w+)\}", node)
+        key for node in walk(parse(MAIN)) if isinstance(node, str) for key in re.findall(r"\$\{abbrs\.(\w+)\}", node)
     }
-    assert used and used <= set(abbreviations), (
-        f"unknown abbreviations: {sorted(used - set(abbreviations))}"
-    )
+    assert used and used <= set(abbreviations), f"unknown abbreviations: {sorted(used - set(abbreviations))}"
 
 
 def test_outputs_the_deploy_steps_need() -> None:
@@ -626,14 +526,14 @@ def test_outputs_the_deploy_steps_need() -> None:
     assert needed <= outputs, f"missing outputs: {sorted(needed - outputs)}"
 
 
-# --- azure.yaml ------------------------------------------------------------------------------
+# --- azure.yaml
 
 
 def read_block_yaml(text: str) -> dict[str, Any]:
     """Read the subset of YAML azure.yaml uses: nested mappings of plain scalars.
 
-    PyYAML is not a dependency here; anything outside this subset is rejected rather than
-    misread.
+    PyYAML is not a dependency here; anything outside this subset is rejected
+    rather than misread.
     """
     root: dict[str, Any] = {}
     stack: list[tuple[int, dict[str, Any]]] = [(-1, root)]
@@ -653,9 +553,7 @@ def read_block_yaml(text: str) -> dict[str, Any]:
             "*",
             "!",
         }:
-            raise ValueError(
-                f"azure.yaml line {number} is outside the supported subset: {raw!r}"
-            )
+            raise ValueError(f"azure.yaml line {number} is outside the supported subset: {raw!r}")
         while indent <= stack[-1][0]:
             stack.pop()
         key, value = match.groups()
@@ -675,11 +573,7 @@ def test_azure_yaml_deploys_the_repo_root_as_a_python_function_app() -> None:
     service = services["api"]
     assert service == {"project": ".", "language": "python", "host": "function"}
     root = (REPO / service["project"]).resolve()
-    assert (
-        root == REPO
-        and (root / "host.json").is_file()
-        and (root / "requirements.txt").is_file()
-    )
+    assert root == REPO and (root / "host.json").is_file() and (root / "requirements.txt").is_file()
     # azd finds the app to deploy to by this tag.
     _, config = site()
     extra_tags = config["tags"]["function"]["parameters"]["arg_2"]

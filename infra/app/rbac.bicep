@@ -1,15 +1,15 @@
 // Role assignments, each scoped to the one resource it is about; none at resource-group level.
 //
 // The app identity gets one data role per storage service it uses, and Key Vault Secrets
-// Officer on the vault. Officer, not User: the token refresher writes the WNS access token
-// (WNS_TOKEN_SECRET_NAME) as a secret, and User cannot write. Officer covers reading, so the
-// same identity also resolves the WNS_CLIENT_SECRET Key Vault reference; a separate
-// Secrets User assignment for it would add nothing. Scoping Officer to the token secret
-// alone would need the template to create that secret with a value, and every redeploy
-// would then overwrite the live token. The vault holds only this app's two secrets, so
-// vault scope is the narrowest that works.
+// Officer on the vault. Officer, not User: the app shares the WNS access token it gets from
+// Entra ID between instances by writing it to the vault (WNS_TOKEN_SECRET_NAME), and User
+// cannot write. Officer includes reading, so the same identity also resolves the
+// WNS_CLIENT_SECRET Key Vault reference; a separate Secrets User assignment would add
+// nothing. Scoping Officer to the token secret alone would need this template to create
+// that secret with a value, and every redeploy would then overwrite the live token. The
+// vault holds only this app's two secrets, so vault scope is the narrowest that works.
 //
-// The optional deployer principal gets Secrets Officer only: it sets wns-client-secret after
+// The optional deployer principal gets Secrets Officer only, to set wns-client-secret after
 // provisioning. It needs no data access to storage.
 param storageAccountName string
 param keyVaultName string

@@ -24,6 +24,7 @@ from pushfuncs.services.messages import (
     notification_id_of,
     parse_delivery_message,
 )
+from pushfuncs.services.registration import remove_installation
 from pushfuncs.services.tokens import TokenUnavailable
 from pushfuncs.storage.notifications import TargetOutcome
 from pushfuncs.wns import (
@@ -137,8 +138,8 @@ class DeliveryService:
             metrics.add("delivery.exhausted")
             return outcome, None
         if action is Action.REMOVE_CHANNEL:
-            outcome.channel_removed = await self._ctx.installations.delete_if_channel(
-                target.installation_id, target.channel_uri
+            outcome.channel_removed = await remove_installation(
+                self._ctx.installations, self._ctx.index, target.installation_id, only_if_channel=target.channel_uri
             )
             logger.info(
                 "channel of installation %s is gone (%s); removed=%s",

@@ -105,18 +105,14 @@ class InstallationStore:
             return False
         return True
 
-    async def delete(self, installation_id: str) -> None:
-        """Delete; deleting what is not there is not an error."""
-        await self._table.delete_entity(installation_id, ROW_KEY)
-
-    async def delete_if_channel(self, installation_id: str, channel_uri: str) -> bool:
-        """Delete only if the stored channel is still `channel_uri` (a re-registration wins)."""
-        current = await self.get(installation_id)
-        if current is None or current.channel_uri != channel_uri or current.etag is None:
-            return False
+    async def delete_if_unchanged(self, installation: Installation) -> bool:
+        """Delete only if nobody changed it since it was read."""
         try:
             await self._table.delete_entity(
-                installation_id, ROW_KEY, etag=current.etag, match_condition=MatchConditions.IfNotModified
+                installation.installation_id,
+                ROW_KEY,
+                etag=installation.etag,
+                match_condition=MatchConditions.IfNotModified,
             )
         except (ResourceModifiedError, ResourceNotFoundError):
             return False

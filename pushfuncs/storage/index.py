@@ -1,0 +1,108 @@
+"""Secondary indexes of the registry, in one table: by expiry day, by user and by tag.
+
+Rows are written before the registry entity and stale rows removed after it, so a crash can
+leave an extra row (repaired when read: every reader checks the registry) but never a missing
+one. Expiry partitions are sharded so that one day is not one hot partition.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables.aio import TableClient
+
+from pushfuncs.storage.installations import Installation
+
+EXPIRY_SHARDS = 16
+MAX_BATCH = 100
+
+
+def shard_of(installation_id: str, shards: int = EXPIRY_SHARDS) -> int:
+    return int.from_bytes(hashlib.sha256(installation_id.encode()).digest()[:4], "big") % shards
+
+
+def expiry_partition(day: str, shard: int) -> str:
+    return f"exp-{day}-{shard:02d}"
+
+
+def expiry_key(installation_id: str, expires_at: datetime) -> tuple[str, str]:
+    return expiry_partition(expires_at.strftime("%Y%m%d"), shard_of(installation_id)), installation_id
+
+
+def user_partition(user_id: str) -> str:
+    return f"user-{user_id}"
+
+
+def tag_partition(tag: str) -> str:
+    return f"tag-{tag}"
+
+
+def index_keys(installation: Installation) -> set[tuple[str, str]]:
+    """Every index row (PartitionKey, RowKey) an installation should have."""
+    keys = {expiry_key(installation.installation_id, installation.expires_at)}
+    if installation.user_id:
+        keys.add((user_partition(installation.user_id), installation.installation_id))
+    keys.update((tag_partition(tag), installation.installation_id) for tag in installation.tags)
+    return keys
+
+
+@dataclass(frozen=True)
+class IndexRow:
+    partition: str
+    installation_id: str
+    channel_uri: str
+    expires_at: datetime
+
+
+class IndexStore:
+    def __init__(self, table: TableClient) -> None:
+        self._table = table
+
+    async def put(self, installation: Installation, keys: Iterable[tuple[str, str]]) -> None:
+        for pk, rk in keys:
+            await self._table.upsert_entity(
+                {
+                    "PartitionKey": pk,
+                    "RowKey": rk,
+                    "ChannelUri": installation.channel_uri,
+                    "ExpiresAt": installation.expires_at,
+                }
+            )
+
+    async def remove(self, keys: Iterable[tuple[str, str]]) -> None:
+        for pk, rk in keys:
+            with contextlib.suppress(ResourceNotFoundError):
+                await self._table.delete_entity(pk, rk)
+
+    async def remove_batch(self, partition: str, installation_ids: list[str]) -> None:
+        """Delete rows of one partition in entity-group transactions of up to 100."""
+        for start in range(0, len(installation_ids), MAX_BATCH):
+            chunk = installation_ids[start : start + MAX_BATCH]
+            await self._table.submit_transaction(
+                [("delete", {"PartitionKey": partition, "RowKey": rk}) for rk in chunk]
+            )
+
+    async def page(self, partition: str, after: str | None, limit: int) -> tuple[list[IndexRow], str | None]:
+        """Up to `limit` rows of a partition with RowKey > `after`; and the next `after` (None at the end)."""
+        query = "PartitionKey eq @pk and RowKey gt @after"
+        rows: list[IndexRow] = []
+        entities: AsyncIterator[dict[str, object]] = self._table.query_entities(
+            query, parameters={"pk": partition, "after": after or ""}, results_per_page=min(limit, 1000)
+        )
+        async for entity in entities:
+            rows.append(
+                IndexRow(
+                    partition=partition,
+                    installation_id=str(entity["RowKey"]),
+                    channel_uri=str(entity.get("ChannelUri") or ""),
+                    expires_at=entity["ExpiresAt"],  # type: ignore[arg-type]
+                )
+            )
+            if len(rows) >= limit:
+                return rows, rows[-1].installation_id
+        return rows, None
