@@ -73,7 +73,7 @@ def _resolve(binding: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str
 def _annotations(function: Callable[..., Any]) -> dict[str, Any]:
     try:
         return typing.get_type_hints(function)
-    except Exception:  # noqa: BLE001 - unresolvable string annotations are just not used
+    except Exception:  # unresolvable string annotations are just not used
         return dict(getattr(function, "__annotations__", {}))
 
 

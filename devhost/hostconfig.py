@@ -65,9 +65,7 @@ def _section(document: Mapping[str, Any], *path: str) -> Mapping[str, Any]:
     return current if isinstance(current, Mapping) else {}
 
 
-def apply_environment_overrides(
-    document: dict[str, Any], environ: Mapping[str, str] | None = None
-) -> dict[str, Any]:
+def apply_environment_overrides(document: dict[str, Any], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Overlay `AzureFunctionsJobHost__a__b=value` variables onto the host.json document."""
     source = os.environ if environ is None else environ
     for variable, value in source.items():
@@ -114,15 +112,9 @@ def parse_queue_options(section: Mapping[str, Any]) -> QueueOptions:
     polling = _get(section, "maxPollingInterval")
     encoding = _get(section, "messageEncoding")
     options = QueueOptions(
-        batch_size=defaults.batch_size
-        if batch is None
-        else _int(batch, "batchSize", 1, MAX_BATCH_SIZE),
-        new_batch_threshold=None
-        if threshold is None
-        else _int(threshold, "newBatchThreshold", 0),
-        max_dequeue_count=defaults.max_dequeue_count
-        if dequeue is None
-        else _int(dequeue, "maxDequeueCount", 1),
+        batch_size=defaults.batch_size if batch is None else _int(batch, "batchSize", 1, MAX_BATCH_SIZE),
+        new_batch_threshold=None if threshold is None else _int(threshold, "newBatchThreshold", 0),
+        max_dequeue_count=defaults.max_dequeue_count if dequeue is None else _int(dequeue, "maxDequeueCount", 1),
         visibility_timeout=defaults.visibility_timeout
         if visibility is None
         else _timespan(visibility, "visibilityTimeout"),

@@ -126,9 +126,7 @@ class Invoker:
             outs[spec.http_output] = OutBinding()
         kwargs: dict[str, Any] = {spec.trigger_arg: trigger_value, **outs}
         if spec.context_arg:
-            kwargs[spec.context_arg] = InvocationContext(
-                invocation_id, spec.name, self._function_directory
-            )
+            kwargs[spec.context_arg] = InvocationContext(invocation_id, spec.name, self._function_directory)
         started = time.perf_counter()
         try:
             returned = await self._call(spec, kwargs)
@@ -136,7 +134,7 @@ class Invoker:
                 messages = output_messages(outs[target.binding_name].get())
                 if messages:
                     await self._queue_sink(target, messages)
-        except Exception as error:  # noqa: BLE001 - any failure of user code fails the invocation
+        except Exception as error:  # any failure of user code fails the invocation
             self._log(spec, invocation_id, started, error)
             return InvocationResult(invocation_id, succeeded=False)
         self._log(spec, invocation_id, started, None)

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from datetime import timedelta
@@ -151,9 +152,7 @@ class QueueListener:
         return [message async for message in page]
 
     async def _poll(self) -> None:
-        backoff = Backoff(
-            MIN_POLLING_INTERVAL.total_seconds(), self._options.max_polling_interval.total_seconds()
-        )
+        backoff = Backoff(MIN_POLLING_INTERVAL.total_seconds(), self._options.max_polling_interval.total_seconds())
         found_since_delay = False
         queues_ready = False
         failing = False
@@ -168,7 +167,7 @@ class QueueListener:
                 if failing:
                     log.info("%s: queue '%s' is reachable again.", self.spec.name, self.queue_name)
                     failing = False
-            except Exception as error:  # noqa: BLE001 - storage errors back off, as the host does
+            except Exception as error:  # storage errors back off, as the host does
                 queues_ready = False
                 level = logging.DEBUG if failing else logging.WARNING
                 log.log(level, "%s: polling '%s' failed: %s", self.spec.name, self.queue_name, error)
@@ -184,16 +183,12 @@ class QueueListener:
                 continue
             delay = backoff.next_delay(found_since_delay)
             found_since_delay = False
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
-            except TimeoutError:
-                pass
 
     async def _process(self, message: StorageQueueMessage) -> None:
         try:
-            if message.dequeue_count is not None and (
-                message.dequeue_count > self._options.max_dequeue_count
-            ):
+            if message.dequeue_count is not None and (message.dequeue_count > self._options.max_dequeue_count):
                 reason = f"its dequeue count is past MaxDequeueCount ({self._options.max_dequeue_count})"
                 await self._move_to_poison(message, message.pop_receipt, reason)
                 return
@@ -216,7 +211,7 @@ class QueueListener:
                 lease.done.set()
                 await renewal
             await self._complete(message, lease.pop_receipt, result.succeeded)
-        except Exception as error:  # noqa: BLE001 - e.g. a pop-receipt mismatch: someone else owns it now
+        except Exception as error:  # e.g. a pop-receipt mismatch: someone else owns it now
             log.warning("%s: could not settle message %s: %s", self.spec.name, message.id, error)
 
     def _trigger_value(self, message: StorageQueueMessage, body: bytes) -> Any:
@@ -249,7 +244,7 @@ class QueueListener:
                     message_id, lease.pop_receipt, visibility_timeout=self._lease_seconds
                 )
                 lease.pop_receipt = updated.pop_receipt or lease.pop_receipt
-            except Exception as error:  # noqa: BLE001 - a failed renewal is retried next interval
+            except Exception as error:  # a failed renewal is retried next interval
                 log.warning("%s: renewing message %s failed: %s", self.spec.name, message_id, error)
 
     async def _complete(self, message: StorageQueueMessage, pop_receipt: str, succeeded: bool) -> None:
@@ -266,9 +261,7 @@ class QueueListener:
             visibility = int(self._options.visibility_timeout.total_seconds())
             await client.update_message(message.id, pop_receipt, visibility_timeout=visibility)
 
-    async def _move_to_poison(
-        self, message: StorageQueueMessage, pop_receipt: str, reason: str
-    ) -> None:
+    async def _move_to_poison(self, message: StorageQueueMessage, pop_receipt: str, reason: str) -> None:
         if self.poison_name is None:
             return
         log.warning(

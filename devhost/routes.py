@@ -274,4 +274,3 @@ def split_path(raw_path: str) -> list[str] | None:
     if any(s == "" for s in segments):
         return None
     return [unquote(s) for s in segments]
-

@@ -4,14 +4,11 @@ variables, and `%NAME%` in binding properties resolves against them."""
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
-
-log = logging.getLogger("devhost")
 
 _EXPRESSION = re.compile(r"%([^%]+)%")
 
@@ -68,17 +65,18 @@ class EnvironmentOverlay:
         self._environ = os.environ if environ is None else environ
         self._previous: dict[str, str | None] = {}
 
-    def apply(self, values: Mapping[str, str], *, override: bool = False) -> None:
+    def apply(self, values: Mapping[str, str], *, override: bool = False) -> list[str]:
+        """Set the values; returns the names skipped because the environment already set them."""
+        skipped: list[str] = []
         for name, value in values.items():
             current = self._environ.get(name)
             if current is not None and not override and name not in self._previous:
                 if current != value:
-                    log.info(
-                        "Skipping '%s' from settings: it is already set in the environment.", name
-                    )
+                    skipped.append(name)
                 continue
             self._previous.setdefault(name, current)
             self._environ[name] = value
+        return skipped
 
     def restore(self) -> None:
         for name, value in self._previous.items():

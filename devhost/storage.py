@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -93,10 +94,8 @@ class QueueClients:
         return self._clients[key]
 
     async def create_if_missing(self, connection: str, queue: str) -> None:
-        try:
+        with contextlib.suppress(ResourceExistsError):
             await self.get(connection, queue).create_queue()
-        except ResourceExistsError:
-            pass
 
     async def send(self, connection: str, queue: str, texts: Iterable[str]) -> None:
         """Send already-encoded messages, creating the queue first if it does not exist."""

@@ -25,7 +25,9 @@ async def put_installation(req: func.HttpRequest) -> func.HttpResponse:
     installation_id = validate_id(req.route_params.get("installationId"), "installationId")
     request = parse_installation_request(req.get_body(), get_settings().allowed_hosts, datetime.now(UTC))
     ctx = await get_context()
-    installation, created = await register_installation(ctx.installations, installation_id, request, datetime.now(UTC))
+    installation, created = await register_installation(
+        ctx.installations, ctx.index, installation_id, request, datetime.now(UTC)
+    )
     return json_response(201 if created else 200, installation.to_api())
 
 

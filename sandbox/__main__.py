@@ -26,7 +26,9 @@ def parse_args(argv: list[str] | None = None) -> SandboxConfig:
     )
     parser.add_argument("--port", type=int, default=defaults.DEFAULT_PORT, help="port on 127.0.0.1 and ::1 (0 = any)")
     parser.add_argument("--host", default="localhost", help="host name used in the URLs the sandbox hands out")
-    parser.add_argument("--state-dir", type=Path, default=Path(defaults.DEFAULT_STATE_DIR), help="where ca.pem is written")
+    parser.add_argument(
+        "--state-dir", type=Path, default=Path(defaults.DEFAULT_STATE_DIR), help="where ca.pem is written"
+    )
     parser.add_argument("--tenant-id", default=defaults.DEFAULT_TENANT_ID)
     parser.add_argument("--client-id", default=defaults.DEFAULT_CLIENT_ID)
     parser.add_argument("--client-secret", default=defaults.DEFAULT_CLIENT_SECRET)
@@ -45,7 +47,9 @@ def parse_args(argv: list[str] | None = None) -> SandboxConfig:
         action="store_true",
         help="send expires_in as a JSON number instead of the string in Microsoft's WNS sample",
     )
-    parser.add_argument("--inbox-limit", type=int, default=defaults.DEFAULT_INBOX_LIMIT, help="deliveries kept per channel")
+    parser.add_argument(
+        "--inbox-limit", type=int, default=defaults.DEFAULT_INBOX_LIMIT, help="deliveries kept per channel"
+    )
     parser.add_argument("--access-log", action="store_true", help="log every request (slows the send path)")
     args = parser.parse_args(argv)
     return SandboxConfig(

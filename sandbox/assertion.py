@@ -43,7 +43,7 @@ class CertificateKeys:
                 key = cert.public_key()
                 if not isinstance(key, rsa.RSAPublicKey):
                     raise ValueError(f"{path}: Entra ID client certificates must use RSA keys")
-                by_x5t[_b64url(cert.fingerprint(hashes.SHA1()))] = key  # noqa: S303 - x5t is SHA-1 by definition
+                by_x5t[_b64url(cert.fingerprint(hashes.SHA1()))] = key
                 by_s256[_b64url(cert.fingerprint(hashes.SHA256()))] = key
         return cls(by_x5t, by_s256)
 

@@ -91,9 +91,16 @@ class SandboxClient:
     def reset(self) -> None:
         self._call("POST", "/_sandbox/reset")
 
-    def request_token(self, tenant_id: str, client_id: str, client_secret: str, scope: str = WNS_SCOPE) -> httpx.Response:
+    def request_token(
+        self, tenant_id: str, client_id: str, client_secret: str, scope: str = WNS_SCOPE
+    ) -> httpx.Response:
         """POST the Entra ID client-credentials request the WNS quickstart documents; returns the raw response."""
         return self._http.post(
             f"/{tenant_id}/oauth2/v2.0/token",
-            data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret, "scope": scope},
+            data={
+                "grant_type": "client_credentials",
+                "client_id": client_id,
+                "client_secret": client_secret,
+                "scope": scope,
+            },
         )

@@ -73,7 +73,11 @@ async def create_channel(request: web.Request) -> web.Response:
     if not isinstance(body, dict):
         return _error(400, "body must be a JSON object")
     lifetime = body.get("expiresInSeconds", DEFAULT_CHANNEL_LIFETIME)
-    if isinstance(lifetime, bool) or not isinstance(lifetime, int | float) or not 0 <= lifetime <= _MAX_CHANNEL_LIFETIME:
+    if (
+        isinstance(lifetime, bool)
+        or not isinstance(lifetime, int | float)
+        or not 0 <= lifetime <= _MAX_CHANNEL_LIFETIME
+    ):
         return _error(400, "expiresInSeconds must be a number of seconds from 0 to ten years")
     client_id = body.get("clientId", state.config.client_id)
     if not isinstance(client_id, str) or not client_id:

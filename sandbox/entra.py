@@ -110,7 +110,12 @@ async def token(request: web.Request) -> web.Response:
             "access_token": access_token,
         }
     else:
-        body = {"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": access_token}
+        body = {
+            "token_type": "Bearer",
+            "expires_in": lifetime,
+            "ext_expires_in": lifetime,
+            "access_token": access_token,
+        }
     return web.json_response(body, headers=_NO_STORE)
 
 
@@ -125,7 +130,9 @@ def _authorize(request: web.Request, state: SandboxState, fields: dict[str, str]
     if not grant_type:
         raise _missing("grant_type")
     if grant_type != "client_credentials":
-        raise EntraError(400, "unsupported_grant_type", 70003, f"The app requested an unsupported grant type '{grant_type}'.")
+        raise EntraError(
+            400, "unsupported_grant_type", 70003, f"The app requested an unsupported grant type '{grant_type}'."
+        )
     client_id = fields.get("client_id")
     if not client_id:
         raise _missing("client_id")
@@ -151,7 +158,9 @@ def _authenticate(request: web.Request, state: SandboxState, fields: dict[str, s
     if assertion_type or client_assertion:
         if assertion_type != JWT_BEARER or not client_assertion:
             field = "client_assertion" if assertion_type == JWT_BEARER else "client_assertion_type"
-            raise EntraError(400, "invalid_request", 90014, f"The required field '{field}' is missing from the credential.")
+            raise EntraError(
+                400, "invalid_request", 90014, f"The required field '{field}' is missing from the credential."
+            )
         try:
             assertion.verify(client_assertion, client_id, _audiences(request, state), state.certificates)
         except assertion.AssertionRejected as exc:
@@ -213,4 +222,3 @@ def _resource_for(scope: str, tenant: str) -> str:
             "user in the tenant. You might have sent your authentication request to the wrong tenant.",
         )
     return resource
-

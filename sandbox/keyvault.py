@@ -70,7 +70,9 @@ def _authorize(request: web.Request, state: SandboxState) -> None:
     if check is not TokenCheck.VALID:
         state.stats.key_vault["rejected"] += 1
         reason = "Token is expired." if check is TokenCheck.EXPIRED else "Invalid bearer token."
-        raise VaultError(401, "Unauthorized", f"{reason} The token was not issued for this vault or is no longer valid.")
+        raise VaultError(
+            401, "Unauthorized", f"{reason} The token was not issued for this vault or is no longer valid."
+        )
 
 
 def _base(request: web.Request) -> str:
@@ -211,7 +213,9 @@ async def list_versions(request: web.Request) -> web.Response:
     secret, _latest = _live(state, _name(request))
     state.stats.key_vault["reads"] += 1
     base = _base(request)
-    return web.json_response({"value": [list_item(base, secret, v, versioned=True) for v in secret.versions], "nextLink": None})
+    return web.json_response(
+        {"value": [list_item(base, secret, v, versioned=True) for v in secret.versions], "nextLink": None}
+    )
 
 
 @guarded

@@ -30,9 +30,7 @@ class Stats:
                 "byStatus": {str(k): v for k, v in sorted(self.wns_status.items())},
                 "byOutcome": dict(self.wns_outcome),
             },
-            "keyVault": {
-                key: self.key_vault[key] for key in ("reads", "writes", "deletes", "challenges", "rejected")
-            },
+            "keyVault": {key: self.key_vault[key] for key in ("reads", "writes", "deletes", "challenges", "rejected")},
             "channels": {"created": self.channels_created, "active": active_channels},
         }
 

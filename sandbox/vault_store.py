@@ -80,9 +80,7 @@ class SecretStore:
     ) -> tuple[Secret, SecretVersion]:
         secret = self._secrets.setdefault(name.lower(), Secret(name))
         now = int(time.time())
-        version = SecretVersion(
-            ids.secret_version(), value, content_type, tags, enabled, not_before, expires, now, now
-        )
+        version = SecretVersion(ids.secret_version(), value, content_type, tags, enabled, not_before, expires, now, now)
         secret.versions.append(version)
         return secret, version
 

@@ -25,7 +25,9 @@ INVALID_TOKEN_CHALLENGE = 'Bearer error="invalid_request",error_description="Inv
 EXPIRED_TOKEN_CHALLENGE = 'Bearer error="invalid_request",error_description="Token expired"'
 
 # Descriptions from the reference's response-code table, or as observed from live WNS.
-_METHOD_TEXT = "Invalid method (GET, CREATE); only POST (Windows or Windows Phone) or DELETE (Windows Phone only) is allowed."
+_METHOD_TEXT = (
+    "Invalid method (GET, CREATE); only POST (Windows or Windows Phone) or DELETE (Windows Phone only) is allowed."
+)
 _NOT_FOUND_TEXT = "The channel URI is not valid or is not recognized by WNS."
 _EXPIRED_TEXT = "The channel expired."
 _FORBIDDEN_TEXT = "Channel URL incompatible with caller app"
@@ -35,7 +37,7 @@ _TOO_LARGE_TEXT = "The notification payload exceeds the 5000 byte size limit."
 class _Answer:
     """Builds responses carrying the diagnostic headers WNS adds to every answer."""
 
-    __slots__ = ("state", "msg_id", "ms_cv")
+    __slots__ = ("ms_cv", "msg_id", "state")
 
     def __init__(self, request: web.Request, state: SandboxState) -> None:
         self.state = state
@@ -51,7 +53,9 @@ class _Answer:
         headers.update(extra)
         return web.Response(status=status, headers=headers)
 
-    def status(self, wns_status: str, request_status: bool, device_status: str | None, description: str | None) -> web.Response:
+    def status(
+        self, wns_status: str, request_status: bool, device_status: str | None, description: str | None
+    ) -> web.Response:
         extra = {"X-WNS-Status": wns_status, "X-WNS-NotificationStatus": wns_status}
         if request_status:
             extra["X-WNS-DeviceConnectionStatus"] = device_status or "connected"

@@ -16,7 +16,12 @@ from multidict import CIMultiDictProxy
 MAX_PAYLOAD_BYTES = 5000
 XML_TYPES = frozenset({"wns/toast", "wns/tile", "wns/badge"})
 RAW_TYPE = "wns/raw"
-_CONTENT_TYPES = {"wns/toast": "text/xml", "wns/tile": "text/xml", "wns/badge": "text/xml", RAW_TYPE: "application/octet-stream"}
+_CONTENT_TYPES = {
+    "wns/toast": "text/xml",
+    "wns/tile": "text/xml",
+    "wns/badge": "text/xml",
+    RAW_TYPE: "application/octet-stream",
+}
 # The reference calls X-WNS-Tag and X-WNS-Group "an alphanumeric string of no more than 16 characters".
 _LABEL = re.compile(r"[A-Za-z0-9]{1,16}")
 _TTL = re.compile(r"[0-9]{1,10}")

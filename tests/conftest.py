@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import trustme
 
-from devhost.azurite import Azurite, start_azurite
-from sandbox import SandboxClient, start_sandbox
+# aiohttp builds its default TLS context when it is first imported, from SSL_CERT_FILE as it
+# is then. So the sandbox's CA must exist, and be trusted, before anything imports aiohttp:
+# the app trusts it exactly as it would in a deployment, through the standard variables.
+SANDBOX_STATE = Path(tempfile.mkdtemp(prefix="pushfuncs-test-sandbox-"))
+_ca = trustme.CA(organization_name="pushfuncs test sandbox")
+_ca.cert_pem.write_to_path(str(SANDBOX_STATE / "ca.pem"))
+_ca.private_key_pem.write_to_path(str(SANDBOX_STATE / "ca-key.pem"))
+os.environ["SSL_CERT_FILE"] = os.environ["REQUESTS_CA_BUNDLE"] = str(SANDBOX_STATE / "ca.pem")
+
+from devhost.azurite import Azurite, start_azurite  # noqa: E402
+from sandbox import SandboxClient, start_sandbox  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -18,8 +30,8 @@ def azurite() -> Iterator[Azurite]:
 
 
 @pytest.fixture(scope="session")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    handle = start_sandbox(port=0, state_dir=Path(tmp_path_factory.mktemp("sandbox")))
+def sandbox() -> Iterator[object]:
+    handle = start_sandbox(port=0, state_dir=SANDBOX_STATE)
     try:
         yield handle
     finally:

@@ -132,7 +132,9 @@ class QueueDriver:
 
     async def run_once(self) -> int:
         """Process one batch of visible messages; returns how many were processed."""
-        batch = [m async for m in self.queue.receive_messages(messages_per_page=32, max_messages=32, visibility_timeout=60)]
+        batch = [
+            m async for m in self.queue.receive_messages(messages_per_page=32, max_messages=32, visibility_timeout=60)
+        ]
 
         async def handle(message: Any) -> None:
             host_message = HostQueueMessage(
@@ -189,7 +191,7 @@ class QueueDriver:
             self.connection_string, self.poison.queue_name, message_decode_policy=TextBase64DecodePolicy()
         )
         async with decoder:
-            return [m.content async for m in decoder.peek_messages(max_messages=32)]
+            return [m.content for m in await decoder.peek_messages(max_messages=32)]
 
     async def close(self) -> None:
         await self.queue.close()

@@ -100,7 +100,11 @@ GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 @functools.cache
 def parse(path: Path) -> dict[str, Any]:
     """The pycep tree of one .bicep file, parsed once per test run."""
-    return BicepParser().parse(file_path=path)
+    try:
+        return BicepParser().parse(file_path=path)
+    except LarkError as error:
+        # Every check that reads this file then fails with its name, not a bare lark error.
+        raise AssertionError(f"{rel(path)} does not parse: {type(error).__name__}: {error}") from None
 
 
 def rel(path: Path) -> str:
@@ -220,10 +224,7 @@ def test_the_templates_exist() -> None:
 
 @pytest.mark.parametrize("path", BICEP_FILES, ids=rel)
 def test_bicep_file_parses(path: Path) -> None:
-    try:
-        tree = parse(path)
-    except LarkError as error:
-        pytest.fail(f"{rel(path)} does not parse: {type(error).__name__}: {error}")
+    tree = parse(path)
     assert tree.get("resources") or tree.get("modules"), f"{rel(path)} declares nothing"
 
 

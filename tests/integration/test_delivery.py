@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from pushfuncs.context import get_context
 from pushfuncs.metrics import metrics
 from sandbox import SandboxClient
 from tests.harness import QueueDriver, call_http
@@ -62,7 +63,9 @@ async def test_toast_reaches_the_inbox_with_every_header(
         "X-WNS-RequestForStatus": True,
         "X-WNS-PRIORITY": 1,
     }
-    accepted = await send({"type": "toast", "payload": TOAST, "target": {"installationId": device["id"]}, "options": options})
+    accepted = await send(
+        {"type": "toast", "payload": TOAST, "target": {"installationId": device["id"]}, "options": options}
+    )
     assert accepted.status == 202, accepted.body
     notification_id = accepted.body["id"]
     assert accepted.headers["Location"] == f"/api/notifications/{notification_id}"
@@ -76,7 +79,7 @@ async def test_toast_reaches_the_inbox_with_every_header(
     assert len(inbox) == 1
     received = inbox[0]
     headers = {k.lower(): v for k, v in received["headers"].items()}
-    assert received["payloadText"] == TOAST
+    assert received["payload"] == TOAST
     assert headers["x-wns-type"] == "wns/toast"
     assert headers["content-type"] == "text/xml"
     assert headers["x-wns-cache-policy"] == "cache"
@@ -234,7 +237,10 @@ async def test_persistent_errors_fail_after_the_last_attempt(
 @pytest.mark.parametrize(
     ("rule", "reason"),
     [
-        ({"status": 200, "wnsStatus": "dropped", "errorDescription": "Device is offline"}, "dropped: Device is offline"),
+        (
+            {"status": 200, "wnsStatus": "dropped", "errorDescription": "Device is offline"},
+            "dropped: Device is offline",
+        ),
         ({"status": 403, "errorDescription": "Channel URL incompatible"}, "forbidden"),
         ({"status": 400, "errorDescription": "Bad header"}, "bad request"),
     ],
@@ -259,7 +265,11 @@ async def test_final_answers_fail_with_the_reason(
     [
         ({"type": "raw", "payload": "x" * 5001}, 400, "payload"),
         ({"type": "toast", "payload": "<toast><visual></toast>"}, 400, "payload"),
-        ({"type": "toast", "payload": TOAST, "options": {"X-WNS-SuppressPopup": True}}, 400, "options.X-WNS-SuppressPopup"),
+        (
+            {"type": "toast", "payload": TOAST, "options": {"X-WNS-SuppressPopup": True}},
+            400,
+            "options.X-WNS-SuppressPopup",
+        ),
         ({"type": "raw", "payload": ""}, 400, "payload"),
     ],
 )
@@ -315,6 +325,7 @@ async def test_hostile_channel_uris_are_all_refused(app_env: dict[str, str], san
 
 
 async def test_malformed_messages_go_to_poison_without_crashing(app_env: dict[str, str]) -> None:
+    await get_context()  # the app creates its queues on first use
     queue = driver(app_env)
     await queue.queue.send_message("this is not json")
     await queue.queue.send_message(json.dumps({"v": 99, "id": "x"}))

@@ -55,7 +55,9 @@ def test_a_real_channel_uri_is_accepted_byte_for_byte() -> None:
     assert validate_channel_uri(GOOD, WNS) == GOOD
 
 
-@pytest.mark.parametrize("uri", ["https://wns2-by3p.notify.windows.com/?token=x", "https://db5.notify.windows.com:443/?token=x"])
+@pytest.mark.parametrize(
+    "uri", ["https://wns2-by3p.notify.windows.com/?token=x", "https://db5.notify.windows.com:443/?token=x"]
+)
 def test_other_wns_hosts_are_accepted(uri: str) -> None:
     assert validate_channel_uri(uri, WNS) == uri
 

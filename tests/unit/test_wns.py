@@ -101,7 +101,9 @@ def test_table_covers_the_documented_codes() -> None:
     assert set(RESPONSE_ACTIONS) >= {200, 400, 401, 403, 404, 405, 406, 410, 413, 429, 500, 503}
 
 
-@pytest.mark.parametrize("header", ["X-WNS-Status", "X-WNS-NotificationStatus", "x-wns-status", "X-WNS-NOTIFICATIONSTATUS"])
+@pytest.mark.parametrize(
+    "header", ["X-WNS-Status", "X-WNS-NotificationStatus", "x-wns-status", "X-WNS-NOTIFICATIONSTATUS"]
+)
 @pytest.mark.parametrize(
     ("value", "action"),
     [("received", Action.DELIVERED), ("dropped", Action.DROPPED), ("channelthrottled", Action.RETRY)],
