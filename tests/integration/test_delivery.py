@@ -305,7 +305,7 @@ HOSTILE = [
     "https://localhost.:{port}/?token=abc",
     "https://localhost.evil.example:{port}/?token=abc",
     "https://{host}\\@evil.example/?token=abc",
-    "https://lοcalhost:{port}/?token=abc",
+    "https://l\u03bfcalhost:{port}/?token=abc",  # Greek omicron look-alike
     "https://{host}/?token=abc#x",
     "https://{host}/",
     "https://{host}/?token=",

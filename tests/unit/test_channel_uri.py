@@ -33,7 +33,7 @@ HOSTILE = [
     "https://[::1]/?token=abc",
     "https://[::ffff:127.0.0.1]/?token=abc",
     "https://dm3p.notify.windows.com\\@evil.example/?token=abc",  # backslash
-    "https://dm3p.nοtify.windows.com/?token=abc",  # Greek omicron look-alike
+    "https://dm3p.n\u03bftify.windows.com/?token=abc",  # Greek omicron look-alike
     "https://xn--dm3p-notify.windows.com/?token=abc",  # punycode not under the domain
     "https://dm3p.notify.windows.com/?token=abc#frag",
     "https://dm3p.notify.windows.com/",  # no token
