@@ -66,9 +66,10 @@ def verify(assertion: str, client_id: str, audiences: set[str], keys: Certificat
 
 def _find_key(header: dict[str, Any], keys: CertificateKeys) -> tuple[rsa.RSAPublicKey, str]:
     s256, x5t = header.get("x5t#S256"), header.get("x5t")
-    key = keys.by_x5t_s256.get(s256) if isinstance(s256, str) else None
+    # MSAL keeps the base64 "=" padding on thumbprints; JOSE says to drop it. Entra takes both.
+    key = keys.by_x5t_s256.get(s256.rstrip("=")) if isinstance(s256, str) else None
     if key is None and isinstance(x5t, str):
-        key = keys.by_x5t.get(x5t)
+        key = keys.by_x5t.get(x5t.rstrip("="))
     thumbprint = _thumbprint_hex(s256 if isinstance(s256, str) else x5t)
     if key is None:
         raise AssertionRejected(

@@ -242,8 +242,8 @@ def test_bicep_file_parses(path: Path) -> None:
 )
 def test_storage_account_is_hardened(name: str, expected: object) -> None:
     value = properties(STORAGE).get(name)
-    # `is`: the parser gives booleans as bool, so the string 'false' would not pass.
-    assert value is expected if isinstance(expected, bool) else value == expected, f"{name} is {value!r}"
+    # The type check matters: the parser gives booleans as bool, and 'false' is not false.
+    assert value == expected and type(value) is type(expected), f"{name} is {value!r}"
 
 
 def test_deployment_container_is_private() -> None:

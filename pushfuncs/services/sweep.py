@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables.aio import TableClient
 
-from pushfuncs.storage.index import EXPIRY_SHARDS, IndexStore, expiry_partition, index_keys
+from pushfuncs.storage.index import EXPIRY_SHARDS, IndexRow, IndexStore, expiry_key, expiry_partition, index_keys
 from pushfuncs.storage.installations import InstallationStore
 
 logger = logging.getLogger(__name__)
@@ -100,12 +100,13 @@ class ExpirySweeper:
         report.finished = True
         return report
 
-    async def _sweep_rows(self, partition: str, rows: list, now: datetime, report: SweepReport) -> None:  # type: ignore[type-arg]
+    async def _sweep_rows(self, partition: str, rows: list[IndexRow], now: datetime, report: SweepReport) -> None:
         done: list[str] = []
         for row in rows:
             report.scanned += 1
-            if row.expires_at > now:
-                continue
+            row_is_consistent = expiry_key(row.installation_id, row.expires_at)[0] == partition
+            if row_is_consistent and row.expires_at > now:
+                continue  # today's partition: not expired yet
             installation = await self._installations.get(row.installation_id)
             if installation is not None and installation.expires_at <= now:
                 if await self._installations.delete_if_unchanged(installation):
@@ -115,7 +116,9 @@ class ExpirySweeper:
                     done.append(row.installation_id)
                 continue
             if installation is not None:
-                # Re-registered with a later expiry: this row is stale; make sure the right one exists.
+                if expiry_key(installation.installation_id, installation.expires_at)[0] == partition:
+                    continue  # the registry agrees with this row; it simply has not expired yet
+                # Re-registered with another expiry: this row is stale; make sure the right ones exist.
                 await self._index.put(installation, index_keys(installation))
             report.stale_rows_repaired += 1
             done.append(row.installation_id)

@@ -28,6 +28,7 @@ class Recorder:
     work: list[dict[str, Any]] = field(default_factory=list)
     text: list[str] = field(default_factory=list)
     ticks: list[func.TimerRequest] = field(default_factory=list)
+    fail_ticks: bool = False
     running: int = 0
     max_running: int = 0
     slow_starts: list[float] = field(default_factory=list)
@@ -39,6 +40,7 @@ class Recorder:
             self.text.clear()
             self.ticks.clear()
             self.running = self.max_running = 0
+            self.fail_ticks = False
             self.slow_starts.clear()
             self.slow_ends.clear()
 
@@ -125,6 +127,8 @@ async def slow(msg: func.QueueMessage) -> None:
 def tick(timer: func.TimerRequest) -> None:
     with RECORDER.lock:
         RECORDER.ticks.append(timer)
+    if RECORDER.fail_ticks:
+        raise RuntimeError("the timer failed on purpose")
 
 
 def create_app() -> func.FunctionApp:
