@@ -153,8 +153,7 @@ class LocalFunctionsHost:
         )
         self.port = await self._http.start(self.bind, self.requested_port)
         self._log_banner()
-        for listener in self.queue_listeners:
-            listener.start()
+        await asyncio.gather(*(listener.start() for listener in self.queue_listeners))
         for timer in self.timers:
             timer.start()
 

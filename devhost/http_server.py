@@ -112,7 +112,7 @@ class HttpFrontend:
         application = web.Application(client_max_size=self._max_body_size)
         application.router.add_route("*", "/{tail:.*}", self.handle)
         # No access log: request lines carry `code=` keys in their query strings.
-        self._runner = web.AppRunner(application, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(application, access_log=None, handle_signals=False, shutdown_timeout=10.0)
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -122,7 +122,7 @@ class HttpFrontend:
             sock.close()
             await self._runner.cleanup()
             raise
-        site = web.SockSite(self._runner, sock, shutdown_timeout=10.0)
+        site = web.SockSite(self._runner, sock)
         await site.start()
         return int(sock.getsockname()[1])
 

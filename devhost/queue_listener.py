@@ -103,8 +103,15 @@ class QueueListener:
     def in_flight(self) -> int:
         return len(self._inflight)
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._poll(), name=f"queue:{self.spec.name}")
+    async def start(self) -> None:
+        """Create the queue and its poison queue if missing, then start polling."""
+        queues_ready = True
+        try:
+            await self._ensure_queues()
+        except Exception as error:  # the poll loop retries, backing off, as for any storage error
+            log.warning("%s: cannot create queue '%s' yet: %s", self.spec.name, self.queue_name, error)
+            queues_ready = False
+        self._task = asyncio.create_task(self._poll(queues_ready), name=f"queue:{self.spec.name}")
 
     def notify(self) -> None:
         """A message was just added to this queue: end the current backoff wait."""
@@ -151,11 +158,10 @@ class QueueListener:
             return []
         return [message async for message in page]
 
-    async def _poll(self) -> None:
+    async def _poll(self, queues_ready: bool) -> None:
         backoff = Backoff(MIN_POLLING_INTERVAL.total_seconds(), self._options.max_polling_interval.total_seconds())
         found_since_delay = False
-        queues_ready = False
-        failing = False
+        failing = not queues_ready
         while not self._stopping.is_set():
             self._wake.clear()
             batch: list[StorageQueueMessage] = []

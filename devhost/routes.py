@@ -182,7 +182,8 @@ class RouteSegment:
             if isinstance(part, str):
                 regex += re.escape(part)
             else:
-                regex += f"(?P<p{index}>.+?)" if len(parts) > 1 else f"(?P<p{index}>.+)"
+                # Greedy parameters give ASP.NET's right-to-left literal matching: {a}.{b} on x.y.z is x.y / z.
+                regex += f"(?P<p{index}>.+)"
         return cls(tuple(parts), re.compile(regex, re.IGNORECASE | re.DOTALL))
 
     @property

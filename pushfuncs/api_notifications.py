@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import azure.functions as func
 
 from pushfuncs.context import get_context
-from pushfuncs.errors import NotFound
+from pushfuncs.errors import InvalidField, NotFound
 from pushfuncs.http_responses import api_handler, json_response
-from pushfuncs.services.sending import accept_notification
+from pushfuncs.services.sending import accept_notification, request_fingerprint
 from pushfuncs.storage.notifications import summarize
 from pushfuncs.validation import parse_send_request, validate_id
 
@@ -20,9 +20,15 @@ bp = func.Blueprint()
 @bp.route(route="notifications", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @api_handler
 async def send_notification(req: func.HttpRequest) -> func.HttpResponse:
-    request = parse_send_request(req.get_body())
+    body = req.get_body()
+    request = parse_send_request(body)
+    key = req.headers.get("Idempotency-Key")
+    if key is not None and not (0 < len(key) <= 255 and key.isprintable()):
+        raise InvalidField("Idempotency-Key", "must be 1-255 printable characters")
     ctx = await get_context()
-    accepted = await accept_notification(ctx, request, datetime.now(UTC))
+    accepted = await accept_notification(
+        ctx, request, datetime.now(UTC), idempotency_key=key, fingerprint=request_fingerprint(body)
+    )
     location = f"/api/notifications/{accepted['id']}"
     return json_response(202, {**accepted, "location": location}, headers={"Location": location})
 
@@ -36,4 +42,4 @@ async def get_notification(req: func.HttpRequest) -> func.HttpResponse:
     record = await ctx.notifications.get(notification_id)
     if record is None:
         raise NotFound(f"notification {notification_id!r} is unknown", "NotificationNotFound")
-    return json_response(200, summarize(record))
+    return json_response(200, summarize(record, datetime.now(UTC)))

@@ -39,6 +39,8 @@ class AppContext:
         self.notifications = NotificationStore(tables.get_table_client(settings.notifications_table))
         self.delivery_queue = MessageQueue(self.storage.queues, settings.delivery_queue)
         self.poison_queue = MessageQueue(self.storage.queues, settings.poison_queue)
+        self.fanout_queue = MessageQueue(self.storage.queues, settings.fanout_queue)
+        self.fanout_poison_queue = MessageQueue(self.storage.queues, f"{settings.fanout_queue}-poison")
         self._http: httpx.AsyncClient | None = None
         self._tokens: WnsTokenProvider | None = None
         self._ready = False
@@ -70,8 +72,8 @@ class AppContext:
             for table in (s.installations_table, s.notifications_table, s.index_table):
                 with contextlib.suppress(ResourceExistsError):
                     await self.storage.tables.create_table(table)
-            await self.delivery_queue.create_if_missing()
-            await self.poison_queue.create_if_missing()
+            for queue in (self.delivery_queue, self.poison_queue, self.fanout_queue, self.fanout_poison_queue):
+                await queue.create_if_missing()
             self._ready = True
 
     async def close(self) -> None:

@@ -15,6 +15,7 @@ from defusedxml.ElementTree import fromstring as parse_xml_safely
 
 from pushfuncs.channel_uri import HostPattern, InvalidChannelUri, validate_channel_uri
 from pushfuncs.errors import ApiError, InvalidField
+from pushfuncs.tag_expression import InvalidTagExpression, parse_tag_expression
 from pushfuncs.wns import MAX_PAYLOAD_BYTES, MAX_TAG_LENGTH, NotificationType, WnsOptions
 
 MAX_BODY_BYTES = 64 * 1024
@@ -245,13 +246,44 @@ class Target:
         return {"installationIds": list(self.installation_ids)}
 
 
+MAX_INSTALLATION_IDS = 1000
+_TARGET_KEYS = ("installationId", "installationIds", "userId", "tag", "tagExpression")
+
+
 def parse_target(value: object) -> Target:
+    """Exactly one of installationId, installationIds, userId, tag or tagExpression."""
     if not isinstance(value, dict):
         raise InvalidField("target", 'must be an object such as {"installationId": "..."}', "MissingField")
-    _reject_unknown(value, {"installationId"}, "target.")
-    if "installationId" not in value:
-        raise InvalidField("target.installationId", "is required", "MissingField")
-    return Target(installation_id=validate_id(value["installationId"], "target.installationId"))
+    _reject_unknown(value, set(_TARGET_KEYS), "target.")
+    given = [key for key in _TARGET_KEYS if key in value]
+    if len(given) != 1:
+        raise InvalidField("target", f"give exactly one of {', '.join(_TARGET_KEYS)}", "MissingField")
+    key = given[0]
+    raw = value[key]
+    name = f"target.{key}"
+    if key == "installationId":
+        return Target(installation_id=validate_id(raw, name))
+    if key == "userId":
+        return Target(user_id=validate_id(raw, name))
+    if key == "tag":
+        if not isinstance(raw, str) or not _TAG.match(raw):
+            raise InvalidField(name, "must be 1-120 characters of letters, digits and _ @ # . : -")
+        return Target(tag=raw)
+    if key == "tagExpression":
+        try:
+            parse_tag_expression(raw)  # type: ignore[arg-type]
+        except InvalidTagExpression as error:
+            raise InvalidField(name, str(error), "InvalidTagExpression") from error
+        return Target(tag_expression=raw.strip())  # type: ignore[union-attr]
+    if not isinstance(raw, list) or not raw:
+        raise InvalidField(name, "must be a non-empty list of installation ids")
+    if len(raw) > MAX_INSTALLATION_IDS:
+        raise InvalidField(name, f"at most {MAX_INSTALLATION_IDS} installation ids per request")
+    ids = [validate_id(item, f"{name}[{i}]") for i, item in enumerate(raw)]
+    return Target(installation_ids=tuple(sorted(set(ids))))
+
+
+MAX_SCHEDULE_AHEAD = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -260,11 +292,20 @@ class SendRequest:
     payload: bytes
     target: Target
     options: WnsOptions
+    send_at: datetime | None = None
 
 
-def parse_send_request(body: bytes) -> SendRequest:
+def parse_send_request(body: bytes, now: datetime | None = None) -> SendRequest:
     data = parse_json_object(body)
-    _reject_unknown(data, {"type", "payload", "payloadBase64", "target", "options"})
+    _reject_unknown(data, {"type", "payload", "payloadBase64", "target", "options", "sendAt"})
+    now = now or datetime.now(UTC)
+    send_at = None
+    if data.get("sendAt") is not None:
+        send_at = parse_rfc3339(data["sendAt"], "sendAt")
+        if send_at > now + MAX_SCHEDULE_AHEAD:
+            raise InvalidField("sendAt", "may be at most 7 days ahead (the queue's longest delay)")
+        if send_at <= now:
+            send_at = None
     raw_type = data.get("type")
     try:
         notification_type = NotificationType(raw_type)
@@ -276,6 +317,7 @@ def parse_send_request(body: bytes) -> SendRequest:
         payload=payload,
         target=parse_target(data.get("target")),
         options=parse_options(data.get("options")),
+        send_at=send_at,
     )
 
 

@@ -63,6 +63,16 @@ class DeliveryService:
         except MalformedMessage as error:
             await self._poison(body, f"malformed delivery message: {error}")
             return
+        if message.claim and message.attempt == 1:
+            claimed = set(
+                await self._ctx.notifications.claim(
+                    message.notification_id, [t.installation_id for t in message.targets], self._clock()
+                )
+            )
+            skipped = len(message.targets) - len(claimed)
+            if skipped:
+                metrics.add("delivery.duplicates.skipped", skipped)
+            message = replace(message, targets=tuple(t for t in message.targets if t.installation_id in claimed))
         semaphore = asyncio.Semaphore(MAX_CONCURRENT_SENDS)
 
         async def send(target: DeliveryTarget) -> tuple[DeliveryTarget, WnsResult]:

@@ -1,53 +1,92 @@
-"""Accept a send request: resolve the target, record the notification, queue the work."""
+"""Accept a send request: resolve or plan the target, record the notification, queue the work."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import uuid
 from datetime import datetime
 
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+
 from pushfuncs.context import AppContext
-from pushfuncs.errors import NotFound, StorageUnavailable
-from pushfuncs.services.messages import DeliveryMessage, DeliveryTarget
+from pushfuncs.errors import ApiError, NotFound, StorageUnavailable
+from pushfuncs.services.messages import DeliveryMessage, DeliveryTarget, FanoutMessage
 from pushfuncs.storage.notifications import NotificationRecord
 from pushfuncs.validation import SendRequest
 
 logger = logging.getLogger(__name__)
+
+IDEMPOTENCY_PREFIX = "idem-"
 
 
 def new_notification_id() -> str:
     return uuid.uuid4().hex
 
 
-async def accept_notification(ctx: AppContext, request: SendRequest, now: datetime) -> dict[str, object]:
+def request_fingerprint(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+async def accept_notification(
+    ctx: AppContext,
+    request: SendRequest,
+    now: datetime,
+    idempotency_key: str | None = None,
+    fingerprint: str = "",
+) -> dict[str, object]:
     """Queue the notification; answers only after the work is safely on the queue."""
-    installation_id = request.target.installation_id
-    assert installation_id is not None
-    installation = await ctx.installations.get(installation_id)
-    if installation is None or not installation.is_live(now):
-        raise NotFound(
-            f"target.installationId: installation {installation_id!r} is not registered or its channel expired",
-            "InstallationNotFound",
-        )
     notification_id = new_notification_id()
-    await ctx.notifications.create(
-        NotificationRecord(
+    if idempotency_key is not None:
+        earlier = await _claim_idempotency_key(ctx, idempotency_key, notification_id, fingerprint)
+        if earlier is not None:
+            notification_id, queued = earlier
+            if queued:
+                return {"id": notification_id, "status": "accepted", "idempotentReplay": True}
+    delay = max(0.0, (request.send_at - now).total_seconds()) if request.send_at else 0.0
+    target = request.target
+    if target.installation_id is not None:
+        installation = await ctx.installations.get(target.installation_id)
+        if installation is None or not installation.is_live(now):
+            raise NotFound(
+                f"target.installationId: installation {target.installation_id!r} is not registered"
+                " or its channel expired",
+                "InstallationNotFound",
+            )
+        queue = ctx.delivery_queue
+        message: dict[str, object] = DeliveryMessage(
             notification_id=notification_id,
-            notification_type=request.notification_type.value,
-            target=request.target.to_dict(),
-            created_at=now,
-            targeted=1,
+            notification_type=request.notification_type,
+            payload=request.payload,
+            options=request.options,
+            targets=(DeliveryTarget(installation.installation_id, installation.channel_uri),),
+        ).to_dict()
+        targeted: int | None = 1
+    else:
+        queue = ctx.fanout_queue
+        message = FanoutMessage(
+            notification_id=notification_id,
+            notification_type=request.notification_type,
+            payload=request.payload,
+            options=request.options,
+            target=target.to_dict(),
+        ).to_dict()
+        targeted = None
+    # Exists already when an idempotent retry resumes an acceptance that was cut short.
+    with contextlib.suppress(ResourceExistsError):
+        await ctx.notifications.create(
+            NotificationRecord(
+                notification_id=notification_id,
+                notification_type=request.notification_type.value,
+                target=target.to_dict(),
+                created_at=now,
+                targeted=targeted,
+                send_at=request.send_at,
+            )
         )
-    )
-    message = DeliveryMessage(
-        notification_id=notification_id,
-        notification_type=request.notification_type,
-        payload=request.payload,
-        options=request.options,
-        targets=(DeliveryTarget(installation.installation_id, installation.channel_uri),),
-    )
     try:
-        await ctx.delivery_queue.send(message.to_dict())
+        await queue.send(message, delay_seconds=delay)
     except Exception as error:
         logger.error("queueing notification %s failed: %s", notification_id, type(error).__name__)
         try:
@@ -55,4 +94,42 @@ async def accept_notification(ctx: AppContext, request: SendRequest, now: dateti
         except Exception:
             logger.error("recording the queueing failure of %s failed too", notification_id)
         raise StorageUnavailable() from error
-    return {"id": notification_id, "status": "accepted"}
+    if idempotency_key is not None:
+        await _mark_idempotency_key_queued(ctx, idempotency_key)
+    return {"id": notification_id, "status": "scheduled" if delay else "accepted"}
+
+
+def _idempotency_row(key: str) -> tuple[str, str]:
+    return IDEMPOTENCY_PREFIX + hashlib.sha256(key.encode()).hexdigest(), "key"
+
+
+async def _claim_idempotency_key(
+    ctx: AppContext, key: str, notification_id: str, fingerprint: str
+) -> tuple[str, bool] | None:
+    """None if this request is the first with `key`; else the earlier id and whether it was queued."""
+    pk, rk = _idempotency_row(key)
+    table = ctx.notifications.table
+    try:
+        await table.create_entity(
+            {"PartitionKey": pk, "RowKey": rk, "NotificationId": notification_id, "Fingerprint": fingerprint}
+        )
+        return None
+    except ResourceExistsError:
+        pass
+    try:
+        entity = await table.get_entity(pk, rk)
+    except ResourceNotFoundError:
+        return None
+    if entity.get("Fingerprint") != fingerprint:
+        raise ApiError(
+            422,
+            "IdempotencyKeyReused",
+            "Idempotency-Key was already used for a different request; use a new key",
+            "Idempotency-Key",
+        )
+    return str(entity["NotificationId"]), bool(entity.get("Queued"))
+
+
+async def _mark_idempotency_key_queued(ctx: AppContext, key: str) -> None:
+    pk, rk = _idempotency_row(key)
+    await ctx.notifications.table.upsert_entity({"PartitionKey": pk, "RowKey": rk, "Queued": True})

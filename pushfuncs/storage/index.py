@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -57,6 +58,7 @@ class IndexRow:
     installation_id: str
     channel_uri: str
     expires_at: datetime
+    tags: frozenset[str] = frozenset()
 
 
 class IndexStore:
@@ -71,6 +73,7 @@ class IndexStore:
                     "RowKey": rk,
                     "ChannelUri": installation.channel_uri,
                     "ExpiresAt": installation.expires_at,
+                    "Tags": json.dumps(installation.tags),
                 }
             )
 
@@ -101,6 +104,7 @@ class IndexStore:
                     installation_id=str(entity["RowKey"]),
                     channel_uri=str(entity.get("ChannelUri") or ""),
                     expires_at=entity["ExpiresAt"],  # type: ignore[arg-type]
+                    tags=frozenset(json.loads(str(entity.get("Tags") or "[]"))),
                 )
             )
             if len(rows) >= limit:

@@ -12,11 +12,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableTransactionError
 from azure.data.tables.aio import TableClient
 
 SUMMARY = "summary"
 TARGET_PREFIX = "t:"
+PAGE_PREFIX = "p:"
 MAX_BATCH = 100
 FINAL_STATES = ("delivered", "failed")
 
@@ -115,11 +117,19 @@ class NotificationRecord:
     state: str = "accepted"
     reason: str | None = None
     outcomes: list[TargetOutcome] = field(default_factory=list)
+    # Fan-out: targets found so far (sum of page rows) and whether the expansion has finished.
+    expanded: int = 0
+    fanout_done: bool = False
+    send_at: datetime | None = None
 
 
 class NotificationStore:
     def __init__(self, table: TableClient) -> None:
         self._table = table
+
+    @property
+    def table(self) -> TableClient:
+        return self._table
 
     async def create(self, record: NotificationRecord) -> None:
         entity: dict[str, object] = {
@@ -132,6 +142,8 @@ class NotificationStore:
         }
         if record.targeted is not None:
             entity["Targeted"] = record.targeted
+        if record.send_at is not None:
+            entity["SendAt"] = record.send_at
         await self._table.create_entity(entity)
 
     async def mark(self, notification_id: str, state: str, reason: str | None = None, **extra: object) -> None:
@@ -141,6 +153,35 @@ class NotificationStore:
             entity["Reason"] = reason
         entity.update(extra)
         await self._table.upsert_entity(entity)
+
+    async def record_page(self, notification_id: str, seq: int, count: int) -> None:
+        """Fan-out progress: batch `seq` carries `count` targets (idempotent if redone)."""
+        await self._table.upsert_entity(
+            {"PartitionKey": notification_id, "RowKey": f"{PAGE_PREFIX}{seq:08d}", "Count": count}
+        )
+
+    async def claim(self, notification_id: str, installation_ids: list[str], now: datetime) -> list[str]:
+        """Create "sending" rows for targets nobody has claimed yet; returns the ones claimed here."""
+        rows = [
+            TargetOutcome(installation_id=i, status="sending", attempts=1, updated_at=now).to_entity(notification_id)
+            for i in installation_ids
+        ]
+        claimed: list[str] = []
+        for start in range(0, len(rows), MAX_BATCH):
+            chunk = rows[start : start + MAX_BATCH]
+            try:
+                await self._table.submit_transaction([("create", row) for row in chunk])
+                claimed.extend(str(row["RowKey"])[len(TARGET_PREFIX) :] for row in chunk)
+                continue
+            except (TableTransactionError, ResourceExistsError):
+                pass  # some were claimed before (a batch redone after a crash): claim one by one
+            for row in chunk:
+                try:
+                    await self._table.create_entity(row)
+                except ResourceExistsError:
+                    continue
+                claimed.append(str(row["RowKey"])[len(TARGET_PREFIX) :])
+        return claimed
 
     async def record_outcomes(self, notification_id: str, outcomes: Iterable[TargetOutcome]) -> int:
         """Write target rows in transactions of up to 100; returns the number of transactions."""
@@ -158,6 +199,7 @@ class NotificationStore:
     async def get(self, notification_id: str, max_targets: int = 100) -> NotificationRecord | None:
         summary: dict[str, object] | None = None
         outcomes: list[TargetOutcome] = []
+        expanded = 0
         try:
             entities = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": notification_id})
             async for entity in entities:
@@ -165,6 +207,8 @@ class NotificationStore:
                     summary = entity
                 elif str(entity["RowKey"]).startswith(TARGET_PREFIX):
                     outcomes.append(TargetOutcome.from_entity(entity))
+                elif str(entity["RowKey"]).startswith(PAGE_PREFIX):
+                    expanded += int(entity.get("Count") or 0)  # type: ignore[call-overload]
         except ResourceNotFoundError:
             return None
         if summary is None:
@@ -178,10 +222,13 @@ class NotificationStore:
             state=str(summary.get("State") or "accepted"),
             reason=summary.get("Reason"),  # type: ignore[arg-type]
             outcomes=outcomes,
+            expanded=expanded,
+            fanout_done=bool(summary.get("FanoutDone")),
+            send_at=summary.get("SendAt"),  # type: ignore[arg-type]
         )
 
 
-def summarize(record: NotificationRecord, max_targets: int = 100) -> dict[str, object]:
+def summarize(record: NotificationRecord, now: datetime, max_targets: int = 100) -> dict[str, object]:
     """The API view of a notification: overall status, counts, and per-target detail."""
     delivered = sum(1 for o in record.outcomes if o.status == "delivered")
     failed = [o for o in record.outcomes if o.status == "failed"]
@@ -189,12 +236,17 @@ def summarize(record: NotificationRecord, max_targets: int = 100) -> dict[str, o
     for outcome in failed:
         key = outcome.reason or "unknown"
         by_reason[key] = by_reason.get(key, 0) + 1
-    targeted = record.targeted
+    if record.targeted is not None:
+        targeted: int | None = record.targeted
+        expanding = False
+    else:
+        targeted = record.expanded
+        expanding = not record.fanout_done
     settled = delivered + len(failed)
-    pending = max((targeted or 0) - settled, 0) if targeted is not None else None
+    pending = max((targeted or 0) - settled, 0)
     if record.state == "failed":
         status = "failed"
-    elif targeted is not None and settled >= targeted:
+    elif not expanding and settled >= (targeted or 0):
         if targeted == 0:
             status = "noTargets"
         elif delivered == targeted:
@@ -203,8 +255,10 @@ def summarize(record: NotificationRecord, max_targets: int = 100) -> dict[str, o
             status = "failed"
         else:
             status = "partiallyDelivered"
-    elif record.outcomes:
+    elif record.outcomes or record.expanded:
         status = "inProgress"
+    elif record.send_at is not None and record.send_at > now:
+        status = "scheduled"
     else:
         status = record.state
     body: dict[str, object] = {
@@ -224,6 +278,10 @@ def summarize(record: NotificationRecord, max_targets: int = 100) -> dict[str, o
         },
         "targets": [o.to_api() for o in record.outcomes[:max_targets]],
     }
+    if expanding:
+        body["expanding"] = True
+    if record.send_at is not None:
+        body["sendAt"] = record.send_at.isoformat().replace("+00:00", "Z")
     if record.reason:
         body["reason"] = record.reason
     return body

@@ -79,9 +79,7 @@ def project(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def start_host(
-    azurite: Azurite, project: Path, queue_names: dict[str, str]
-) -> Callable[..., Any]:
+def start_host(azurite: Azurite, project: Path, queue_names: dict[str, str]) -> Callable[..., Any]:
     """`async with start_host(**settings, host_options=...) as host:` runs the sample app."""
 
     @asynccontextmanager
@@ -118,3 +116,14 @@ async def peek_all(azurite: Azurite, name: str) -> list[str]:
             return [m.content for m in await client.peek_messages(max_messages=32)]
         except ResourceNotFoundError:
             return []
+
+
+async def wait_for_messages(azurite: Azurite, name: str, timeout: float = 10.0) -> list[str]:
+    """Peek a queue until it has messages; fail the test after `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not (messages := await peek_all(azurite, name)):
+        if loop.time() > deadline:
+            pytest.fail(f"no message arrived on {name} within {timeout}s")
+        await asyncio.sleep(0.05)
+    return messages

@@ -246,7 +246,7 @@ def test_client_assertion(
 def test_tampered_assertion_is_rejected(
     http: httpx.Client, sandbox: SandboxHandle, client_certificate: ClientCertificate
 ) -> None:
-    header, payload, signature = _assertion(sandbox, client_certificate).split(".")
+    header, _payload, signature = _assertion(sandbox, client_certificate).split(".")
     forged_payload = jwt.utils.base64url_encode(b'{"iss":"x"}').decode()
     data = form(
         sandbox,

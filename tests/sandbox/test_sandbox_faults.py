@@ -10,7 +10,7 @@ import httpx
 import pytest
 from conftest import Sender
 
-from sandbox import SandboxClient
+from sandbox import SandboxClient, SandboxHandle
 
 
 @pytest.fixture
@@ -202,6 +202,6 @@ def test_mix_timeout_and_drop(sender: Sender, channel: dict[str, Any], control: 
     "spec",
     [{"mix": {"500": 0.7, "503": 0.7}}, {"mix": {"teapot": 0.1}}, {"mix": {"500": -1}}, {"mixture": {}}],
 )
-def test_invalid_mix_is_refused(control: SandboxClient, spec: dict[str, Any]) -> None:
-    response = control._http.post("/_sandbox/faults", json=spec)
+def test_invalid_mix_is_refused(http: httpx.Client, sandbox: SandboxHandle, spec: dict[str, Any]) -> None:
+    response = http.post(f"{sandbox.url}/_sandbox/faults", json=spec)
     assert response.status_code == 400

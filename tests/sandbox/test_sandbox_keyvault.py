@@ -48,7 +48,13 @@ def secrets(sandbox: SandboxHandle, credential: ClientSecretCredential) -> Itera
 
 @pytest.fixture
 def managed_identity_env(sandbox: SandboxHandle, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE", "MSI_ENDPOINT"):
+    for name in (
+        "AZURE_CLIENT_ID",
+        "AZURE_TENANT_ID",
+        "AZURE_CLIENT_SECRET",
+        "AZURE_FEDERATED_TOKEN_FILE",
+        "MSI_ENDPOINT",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("IDENTITY_ENDPOINT", sandbox.identity_endpoint)
     monkeypatch.setenv("IDENTITY_HEADER", sandbox.identity_header)
