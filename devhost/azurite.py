@@ -101,6 +101,14 @@ def start_azurite(
         "--inMemoryPersistence",
         "--skipApiVersionCheck",
         "--disableTelemetry",
+        # Outlive the storage SDK's idle connections (aiohttp keeps them 15 s), or a request
+        # on a connection Azurite has just closed fails with "connection reset".
+        "--blobKeepAliveTimeout",
+        "60",
+        "--queueKeepAliveTimeout",
+        "60",
+        "--tableKeepAliveTimeout",
+        "60",
         "--blobHost",
         "127.0.0.1",
         "--blobPort",

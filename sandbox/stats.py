@@ -18,7 +18,7 @@ class Stats:
     def snapshot(self, active_channels: int) -> dict[str, Any]:
         return {
             "tokenRequests": {
-                "total": sum(v for k, v in self.token_requests.items() if k.startswith("grant:")),
+                "total": self.token_requests["issued"] + self.token_requests["rejected"],
                 "byGrant": _strip(self.token_requests, "grant:"),
                 "byCredential": _strip(self.token_requests, "credential:"),
                 "issued": self.token_requests["issued"],

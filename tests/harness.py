@@ -129,6 +129,7 @@ class QueueDriver:
         self.visibility_on_failure = visibility_on_failure
         self.invocations = 0
         self.failures = 0
+        self.errors: list[str] = []
 
     async def run_once(self) -> int:
         """Process one batch of visible messages; returns how many were processed."""
@@ -146,8 +147,9 @@ class QueueDriver:
             self.invocations += 1
             try:
                 await call_function(self.function, msg=host_message)
-            except Exception:
+            except Exception as error:
                 self.failures += 1
+                self.errors.append(f"{type(error).__name__}: {error}"[:500])
                 if message.dequeue_count >= max_dequeue_count():
                     if not await self._exists(self.poison):
                         await self.poison.create_queue()

@@ -66,7 +66,10 @@ class DeliveryService:
         if message.claim and message.attempt == 1:
             claimed = set(
                 await self._ctx.notifications.claim(
-                    message.notification_id, [t.installation_id for t in message.targets], self._clock()
+                    message.notification_id,
+                    [t.installation_id for t in message.targets],
+                    message.batch_id,
+                    self._clock(),
                 )
             )
             skipped = len(message.targets) - len(claimed)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -67,6 +68,8 @@ class FanoutService:
                     options=cursor.options,
                     targets=tuple(targets),
                     claim=True,
+                    # Unique per enqueue: a page expanded twice after a crash claims nothing twice.
+                    batch_id=uuid.uuid4().hex,
                 )
                 await self._ctx.delivery_queue.send(batch.to_dict())
                 await self._ctx.notifications.record_page(cursor.notification_id, cursor.seq, len(targets))

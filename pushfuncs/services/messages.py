@@ -31,6 +31,7 @@ class DeliveryMessage:
     attempt: int = 1
     # Fan-out batches claim their targets first, so a batch re-enqueued after a crash sends nothing twice.
     claim: bool = False
+    batch_id: str = ""
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -42,6 +43,7 @@ class DeliveryMessage:
             "targets": [{"i": t.installation_id, "c": t.channel_uri} for t in self.targets],
             "attempt": self.attempt,
             "claim": self.claim,
+            "batch": self.batch_id,
         }
 
 
@@ -74,6 +76,7 @@ def parse_delivery_message(body: bytes) -> DeliveryMessage:
             targets=targets,
             attempt=int(data.get("attempt", 1)),
             claim=bool(data.get("claim", False)),
+            batch_id=str(data.get("batch", "")),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise MalformedMessage(f"missing or invalid field: {error}") from error

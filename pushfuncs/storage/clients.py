@@ -10,8 +10,8 @@ from azure.storage.queue.aio import QueueServiceClient
 
 from pushfuncs.config import ConfigurationError, Settings
 
-# Fail fast: an HTTP caller is waiting, and a queue message will be retried anyway.
-CLIENT_OPTIONS = {"retry_total": 2, "connection_timeout": 5, "read_timeout": 15}
+# Fail fast enough for a waiting HTTP caller; retry dropped keep-alive connections.
+CLIENT_OPTIONS = {"retry_total": 4, "retry_backoff_factor": 0.2, "connection_timeout": 5, "read_timeout": 15}
 
 
 @dataclass

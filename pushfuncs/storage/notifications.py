@@ -160,12 +160,13 @@ class NotificationStore:
             {"PartitionKey": notification_id, "RowKey": f"{PAGE_PREFIX}{seq:08d}", "Count": count}
         )
 
-    async def claim(self, notification_id: str, installation_ids: list[str], now: datetime) -> list[str]:
-        """Create "sending" rows for targets nobody has claimed yet; returns the ones claimed here."""
-        rows = [
-            TargetOutcome(installation_id=i, status="sending", attempts=1, updated_at=now).to_entity(notification_id)
-            for i in installation_ids
-        ]
+    async def claim(self, notification_id: str, installation_ids: list[str], batch_id: str, now: datetime) -> list[str]:
+        """Mark targets "sending" for this batch; returns those this batch may send to: the
+        unclaimed ones, and its own unfinished ones (the same message, redelivered)."""
+        rows = []
+        for installation_id in installation_ids:
+            row = TargetOutcome(installation_id=installation_id, status="sending", attempts=1, updated_at=now)
+            rows.append(row.to_entity(notification_id) | {"Batch": batch_id})
         claimed: list[str] = []
         for start in range(0, len(rows), MAX_BATCH):
             chunk = rows[start : start + MAX_BATCH]
@@ -174,13 +175,16 @@ class NotificationStore:
                 claimed.extend(str(row["RowKey"])[len(TARGET_PREFIX) :] for row in chunk)
                 continue
             except (TableTransactionError, ResourceExistsError):
-                pass  # some were claimed before (a batch redone after a crash): claim one by one
+                pass  # some are claimed already: decide one by one
             for row in chunk:
+                installation_id = str(row["RowKey"])[len(TARGET_PREFIX) :]
                 try:
                     await self._table.create_entity(row)
                 except ResourceExistsError:
-                    continue
-                claimed.append(str(row["RowKey"])[len(TARGET_PREFIX) :])
+                    existing = await self._table.get_entity(notification_id, str(row["RowKey"]))
+                    if existing.get("Batch") != batch_id or existing.get("Status") != "sending":
+                        continue  # another batch's, or finished
+                claimed.append(installation_id)
         return claimed
 
     async def record_outcomes(self, notification_id: str, outcomes: Iterable[TargetOutcome]) -> int:

@@ -85,14 +85,8 @@ def start_host(azurite: Azurite, project: Path, queue_names: dict[str, str]) -> 
     @asynccontextmanager
     async def running(host_options: dict[str, Any] | None = None, **settings: str) -> AsyncIterator[LocalFunctionsHost]:
         values = {"AzureWebJobsStorage": azurite.connection_string, **queue_names, **settings}
-        host = LocalFunctionsHost(
-            create_app(),
-            root=project,
-            settings=values,
-            port=0,
-            keys_path=project / "keys.json",
-            **(host_options or {}),
-        )
+        options: dict[str, Any] = {"port": 0, "keys_path": project / "keys.json", **(host_options or {})}
+        host = LocalFunctionsHost(create_app(), root=project, settings=values, **options)
         async with host:
             yield host
 

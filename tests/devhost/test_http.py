@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -234,3 +235,12 @@ async def test_disabled_function_is_not_served(start_host: Callable[..., Any]) -
     ):
         assert (await client.get("/api/hello")).status_code == 404
         assert (await client.get("/api/files/a")).status_code == 200
+
+
+async def test_port_in_use_fails_start_and_restores_settings(
+    host: LocalFunctionsHost, start_host: Callable[..., Any]
+) -> None:
+    with pytest.raises(OSError):
+        async with start_host(host_options={"port": host.port}, DEVHOST_PROBE="set"):
+            pass
+    assert "DEVHOST_PROBE" not in os.environ

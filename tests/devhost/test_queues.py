@@ -179,3 +179,16 @@ async def test_output_wakes_an_idle_listener(project: Path, start_host: Callable
         await post_items(host, ["wake up"])
         await eventually(lambda: len(RECORDER.work) == 1)
         assert loop.time() - sent < 0.8
+
+
+async def test_stop_is_bounded_and_leaves_unfinished_messages_queued(
+    azurite: Azurite, start_host: Callable[..., Any], queue_names: dict[str, str]
+) -> None:
+    loop = asyncio.get_running_loop()
+    async with start_host(host_options={"drain_timeout": 0.5, "message_lease": timedelta(seconds=2)}):
+        async with queue_client(azurite, queue_names["SLOW_QUEUE"], base64=True) as client:
+            await client.send_message("30")
+        await eventually(lambda: len(RECORDER.slow_starts) == 1)
+        stopping = loop.time()
+    assert loop.time() - stopping < 2.0
+    assert await wait_for_messages(azurite, queue_names["SLOW_QUEUE"], timeout=5) == [b64("30")]

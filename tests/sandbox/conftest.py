@@ -1,4 +1,4 @@
-"""Fixtures for the sandbox tests: one sandbox per session, fresh tokens and channels per test."""
+"""Fixtures for the sandbox tests: one sandbox for the whole run, fresh tokens and channels per test."""
 
 from __future__ import annotations
 

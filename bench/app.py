@@ -1,0 +1,289 @@
+"""The function app as the Functions host runs it: settings, decorated functions, queue polling.
+
+`HostLikeDriver` feeds a queue to a queue-triggered function with the storage queues extension's
+concurrency (host.json: batchSize 16, a new batch once no more than newBatchThreshold 8 are still
+running, so at most 24 at once), base64 bodies, and delete on success.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+from azure.functions.queue import QueueMessage as HostQueueMessage
+from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
+from azure.storage.queue.aio import QueueClient
+
+from bench.services import Services
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST_JSON = ROOT / "host.json"
+# Timers never fire during a benchmark (30 February does not come).
+NEVER = "0 0 0 30 2 *"
+
+
+@functools.cache
+def functions() -> dict[str, Any]:
+    """The app's functions by name (the app object allows one get_functions() per process)."""
+    import function_app
+
+    return {f.get_function_name(): f for f in function_app.app.get_functions()}
+
+
+async def call_function(name: str, **kwargs: Any) -> Any:
+    result = functions()[name].get_user_function()(**kwargs)
+    return await result if inspect.isawaitable(result) else result
+
+
+def queue_functions() -> dict[str, str]:
+    """Queue-triggered functions: function name -> queue name expression (e.g. `%DELIVERY_QUEUE%`)."""
+    found: dict[str, str] = {}
+    for name, function in functions().items():
+        trigger = function.get_trigger().get_dict_repr()
+        if trigger.get("type") == "queueTrigger":
+            found[name] = str(trigger["queueName"])
+    return found
+
+
+def resolve_setting(expression: str) -> str:
+    if expression.startswith("%") and expression.endswith("%"):
+        return os.environ[expression.strip("%")]
+    return expression
+
+
+def host_queue_options() -> tuple[int, int]:
+    """(batchSize, newBatchThreshold) from host.json."""
+    queues = json.loads(HOST_JSON.read_text()).get("extensions", {}).get("queues", {})
+    batch = int(queues.get("batchSize", 16))
+    return batch, int(queues.get("newBatchThreshold", batch // 2))
+
+
+def http_request(method: str, route: str, body: object = None, **route_params: str) -> func.HttpRequest:
+    raw = b"" if body is None else json.dumps(body).encode()
+    return func.HttpRequest(
+        method=method,
+        url=f"http://localhost:7071/api/{route}",
+        headers={"content-type": "application/json"},
+        params={},
+        route_params=route_params,
+        body=raw,
+    )
+
+
+async def call_http(name: str, method: str, route: str, body: object = None, **route_params: str) -> Any:
+    """Call an HTTP function; returns (status, parsed body)."""
+    response: func.HttpResponse = await call_function(name, req=http_request(method, route, body, **route_params))
+    raw = response.get_body()
+    return response.status_code, (json.loads(raw) if raw else None)
+
+
+def app_settings(services: Services, suffix: str | None = None) -> dict[str, str]:
+    """The app's settings against Azurite and the sandbox, with tables and queues of its own.
+
+    The WNS token is shared through Key Vault (the sandbox's), as deployed.
+    """
+    sandbox = services.sandbox
+    suffix = suffix or uuid.uuid4().hex[:10]
+    return {
+        "FUNCTIONS_WORKER_RUNTIME": "python",
+        "AzureWebJobsStorage": services.azurite.connection_string,
+        "DELIVERY_QUEUE": f"delivery-{suffix}",
+        "FANOUT_QUEUE": f"fanout-{suffix}",
+        "INSTALLATIONS_TABLE": f"inst{suffix}",
+        "NOTIFICATIONS_TABLE": f"notif{suffix}",
+        "INDEX_TABLE": f"index{suffix}",
+        "DELIVERY_MAX_ATTEMPTS": "4",
+        "WNS_TENANT_ID": sandbox.tenant_id,
+        "WNS_CLIENT_ID": sandbox.client_id,
+        "WNS_CLIENT_SECRET": sandbox.client_secret,
+        "WNS_CLIENT_CERTIFICATE_PATH": "",
+        "WNS_AUTHORITY_HOST": sandbox.url,
+        "WNS_ALLOWED_HOSTS": f"localhost:{sandbox.port}",
+        "KEY_VAULT_URL": sandbox.url,
+        "WNS_TOKEN_SECRET_NAME": f"wns-token-{suffix}",
+        "TOKEN_REFRESH_SCHEDULE": NEVER,
+        "SWEEP_SCHEDULE": NEVER,
+        "IDENTITY_ENDPOINT": f"{sandbox.url}/_sandbox/msi/token",
+        "IDENTITY_HEADER": sandbox.identity_header,
+        "SSL_CERT_FILE": str(sandbox.ca_path),
+        "REQUESTS_CA_BUNDLE": str(sandbox.ca_path),
+    }
+
+
+@contextmanager
+def app_environment(values: dict[str, str]) -> Iterator[dict[str, str]]:
+    """Apply the settings to this process (the app reads them lazily) and restore them after."""
+    from pushfuncs.config import reset_settings
+
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    reset_settings()
+    try:
+        yield values
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+        reset_settings()
+
+
+def queue_client(connection_string: str, queue: str) -> QueueClient:
+    return QueueClient.from_connection_string(
+        connection_string,
+        queue,
+        message_encode_policy=TextBase64EncodePolicy(),
+        message_decode_policy=TextBase64DecodePolicy(),
+    )
+
+
+@dataclass
+class DriverStats:
+    messages: int = 0
+    failures: int = 0
+    first_dequeue: float | None = None
+    last_delete: float | None = None
+    polls: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def seconds(self) -> float:
+        if self.first_dequeue is None or self.last_delete is None:
+            return 0.0
+        return self.last_delete - self.first_dequeue
+
+
+class HostLikeDriver:
+    """Runs one queue-triggered function over one queue, with the host's concurrency."""
+
+    def __init__(
+        self,
+        connection_string: str,
+        queue: str,
+        function: str,
+        batch_size: int | None = None,
+        new_batch_threshold: int | None = None,
+        visibility_timeout: int = 600,
+    ) -> None:
+        default_batch, default_threshold = host_queue_options()
+        self.queue = queue_client(connection_string, queue)
+        self.function = function
+        self.batch_size = batch_size or default_batch
+        self.threshold = new_batch_threshold if new_batch_threshold is not None else default_threshold
+        self.visibility_timeout = visibility_timeout
+        self.stats = DriverStats()
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._inflight)
+
+    async def _receive(self) -> list[Any]:
+        self.stats.polls += 1
+        pages = self.queue.receive_messages(
+            messages_per_page=self.batch_size, visibility_timeout=self.visibility_timeout
+        ).by_page()
+        try:
+            page = await pages.__anext__()
+        except StopAsyncIteration:
+            return []
+        return [message async for message in page]
+
+    async def _handle(self, message: Any) -> None:
+        host_message = HostQueueMessage(
+            id=message.id,
+            body=message.content.encode("utf-8"),
+            dequeue_count=message.dequeue_count,
+            pop_receipt=message.pop_receipt,
+        )
+        try:
+            await call_function(self.function, msg=host_message)
+        except Exception as error:
+            self.stats.failures += 1
+            self.stats.errors[f"{type(error).__name__}: {str(error)[:120]}"] += 1
+            await self.queue.update_message(message, visibility_timeout=1)
+            return
+        await self.queue.delete_message(message)
+        self.stats.messages += 1
+        self.stats.last_delete = time.perf_counter()
+
+    async def poll_once(self) -> int:
+        """Receive one batch (if below the threshold) and start its invocations; returns how many."""
+        if len(self._inflight) > self.threshold:
+            await asyncio.wait(set(self._inflight), return_when=asyncio.FIRST_COMPLETED)
+            return 0
+        started = time.perf_counter()
+        batch = await self._receive()
+        if batch and self.stats.first_dequeue is None:
+            self.stats.first_dequeue = started
+        for message in batch:
+            task = asyncio.create_task(self._handle(message))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+        return len(batch)
+
+    async def run(self, expected: int, timeout: float = 600.0) -> DriverStats:
+        """Process until `expected` messages were completed (or the timeout passes)."""
+        deadline = time.monotonic() + timeout
+        while self.stats.messages < expected:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.function}: {self.stats.messages} of {expected} messages after {timeout}s")
+            received = await self.poll_once()
+            if not received and not self._inflight:
+                await asyncio.sleep(0.02)
+            elif not received and len(self._inflight) <= self.threshold:
+                await asyncio.wait(set(self._inflight), timeout=0.02, return_when=asyncio.FIRST_COMPLETED)
+        await self.drain()
+        return self.stats
+
+    async def drain(self) -> None:
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+
+    async def pending(self) -> int:
+        return (await self.queue.get_queue_properties()).approximate_message_count
+
+    async def close(self) -> None:
+        await self.drain()
+        await self.queue.close()
+
+
+async def run_all_queues(drivers: list[HostLikeDriver], timeout: float = 600.0, quiet: float = 0.5) -> float:
+    """Drive several queues at once until all are empty and idle for `quiet` seconds; returns seconds."""
+    started = time.perf_counter()
+    deadline = time.monotonic() + timeout
+    idle_since: float | None = None
+    while True:
+        if time.monotonic() > deadline:
+            raise TimeoutError("queues not drained in time")
+        received = sum(await asyncio.gather(*(d.poll_once() for d in drivers)))
+        busy = any(d.busy for d in drivers)
+        if received or busy:
+            idle_since = None
+            if not received:
+                await asyncio.sleep(0.01)
+            continue
+        pending = sum(await asyncio.gather(*(d.pending() for d in drivers)))
+        if pending:
+            idle_since = None
+            await asyncio.sleep(0.05)
+            continue
+        now = time.perf_counter()
+        idle_since = idle_since or now
+        if now - idle_since >= quiet:
+            last = max((d.stats.last_delete or started) for d in drivers)
+            return last - started
+        await asyncio.sleep(0.05)
