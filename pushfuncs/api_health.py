@@ -33,3 +33,13 @@ async def health(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="metrics", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 async def get_metrics(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(200, {"counters": metrics.snapshot()})
+
+
+@bp.function_name("resume_sending")
+@bp.route(route="admin/resume-sending", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+async def resume_sending(req: func.HttpRequest) -> func.HttpResponse:
+    """After WNS blocked the sending domain and the cause is fixed: allow sending again."""
+    ctx = await get_context()
+    await ctx.sending.resume()
+    logger.warning("sending resumed by an administrator")
+    return json_response(200, {"sending": "resumed"})

@@ -16,6 +16,7 @@ from azure.core.exceptions import ResourceExistsError
 
 from pushfuncs.config import Settings, get_settings
 from pushfuncs.http_transport import AiohttpTransport
+from pushfuncs.services.suspension import SendingSwitch
 from pushfuncs.services.tokens import EntraTokenSource, TokenVault, WnsTokenProvider
 from pushfuncs.storage.clients import StorageClients, create_storage_clients
 from pushfuncs.storage.index import IndexStore
@@ -36,7 +37,9 @@ class AppContext:
         self.installations = InstallationStore(tables.get_table_client(settings.installations_table))
         self.index_table = tables.get_table_client(settings.index_table)
         self.index = IndexStore(self.index_table)
-        self.notifications = NotificationStore(tables.get_table_client(settings.notifications_table))
+        notifications_table = tables.get_table_client(settings.notifications_table)
+        self.notifications = NotificationStore(notifications_table)
+        self.sending = SendingSwitch(notifications_table)
         self.delivery_queue = MessageQueue(self.storage.queues, settings.delivery_queue)
         self.poison_queue = MessageQueue(self.storage.queues, settings.poison_queue)
         self.fanout_queue = MessageQueue(self.storage.queues, settings.fanout_queue)

@@ -98,6 +98,9 @@ class DeliveryService:
         await self._ctx.notifications.record_outcomes(message.notification_id, outcomes)
 
     async def _send_one(self, message: DeliveryMessage, target: DeliveryTarget) -> WnsResult:
+        suspended = await self._ctx.sending.suspended_reason()
+        if suspended is not None:
+            return WnsResult(action=Action.FAIL, reason=f"sending suspended: {suspended}", metric="wns.suspended")
         tokens = self._ctx.tokens
         try:
             token = await tokens.get_token()
@@ -167,6 +170,7 @@ class DeliveryService:
                 redact_channel_uri(target.channel_uri),
             )
             metrics.add("wns.domainblocked")
+            await self._ctx.sending.suspend(f"WNS answered 410 Domain Blocked: {result.error_description}")
         elif action is Action.DROPPED:
             outcome.reason = f"dropped: {result.error_description}" if result.error_description else "dropped"
         return outcome, None

@@ -37,6 +37,9 @@ async def accept_notification(
     fingerprint: str = "",
 ) -> dict[str, object]:
     """Queue the notification; answers only after the work is safely on the queue."""
+    suspended = await ctx.sending.suspended_reason()
+    if suspended is not None:
+        raise ApiError(503, "SendingSuspended", f"sending is suspended ({suspended}); nothing was accepted")
     notification_id = new_notification_id()
     if idempotency_key is not None:
         earlier = await _claim_idempotency_key(ctx, idempotency_key, notification_id, fingerprint)

@@ -360,3 +360,27 @@ async def test_a_message_that_always_fails_ends_in_poison_and_failed(
     assert result["status"] == "failed"
     assert "poison" in result["reason"]
     await queue.close()
+
+
+async def test_domain_blocked_stops_all_sending_until_resumed(
+    app_env: dict[str, str], device: dict[str, Any], sandbox_client: SandboxClient
+) -> None:
+    sandbox_client.inject_faults(device["channelId"], [{"status": 410, "errorDescription": "Domain Blocked"}])
+    first = await send({"type": "toast", "payload": TOAST, "target": {"installationId": device["id"]}})
+    queue = driver(app_env)
+    await queue.drain()
+    result = await status(first.body["id"])
+    assert result["status"] == "failed"
+    assert result["targets"][0]["reason"] == "sending domain blocked by WNS"
+    assert result["targets"][0]["wns"]["errorDescription"] == "Domain Blocked"
+    refused = await send({"type": "toast", "payload": TOAST, "target": {"installationId": device["id"]}})
+    assert refused.status == 503 and refused.body["error"]["code"] == "SendingSuspended"
+    kept = await call_http("get_installation", "GET", f"installations/{device['id']}", installationId=device["id"])
+    assert kept.status == 200  # a blocked domain says nothing about the channel
+    resumed = await call_http("resume_sending", "POST", "admin/resume-sending")
+    assert resumed.status == 200
+    again = await send({"type": "toast", "payload": TOAST, "target": {"installationId": device["id"]}})
+    assert again.status == 202
+    await queue.drain()
+    await queue.close()
+    assert (await status(again.body["id"]))["status"] == "delivered"
