@@ -1,4 +1,4 @@
-"""Command line of the local development tools: `python -m devhost host ...`."""
+"""Command line of the local development tools: `python -m devhost host|run ...`."""
 
 from __future__ import annotations
 
@@ -125,6 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_host_arguments(host)
+    from devhost.run import RUN_DESCRIPTION, add_run_arguments
+
+    run_command = commands.add_parser(
+        "run",
+        help="run Azurite, the WNS sandbox and the app together (local development only)",
+        description=RUN_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_run_arguments(run_command)
     return parser
 
 
@@ -133,6 +142,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "host":
         configure_logging(args.verbose)
         build_host(args.app, args.settings, args.port, args.keys, args.root).run()
+    elif args.command == "run":
+        from devhost.run import run
+
+        return run(args)
     return 0
 
 
