@@ -178,3 +178,34 @@ async def test_sweep_timer_runs_through_the_function(app_env: dict[str, str]) ->
     await call_function("sweep_expired_installations", timer=TimerRequest(past_due=True))
     ctx = await get_context()
     assert (await ctx.index_table.get_entity("sweep", "cursor"))["Day"] == datetime.now(UTC).strftime("%Y%m%d")
+
+
+async def test_a_certificate_credential_delivers_without_a_secret(azurite: Any, tmp_path: Any) -> None:
+    from pushfuncs.context import close_context
+    from sandbox import SandboxClient, start_sandbox
+    from tests.conftest import SANDBOX_STATE
+    from tests.sandbox.conftest import make_client_certificate
+
+    certificate = make_client_certificate(tmp_path, "pushfuncs-app")
+    # Same state dir, so the same (already trusted) CA; this sandbox knows the app's certificate.
+    with start_sandbox(port=0, state_dir=SANDBOX_STATE, client_certificates=[certificate.cert_path]) as sandbox:
+        client = SandboxClient(sandbox.url, sandbox.ca_path)
+        channel = client.create_channel()
+        with app_environment(
+            azurite, sandbox, WNS_CLIENT_SECRET="", WNS_CLIENT_CERTIFICATE_PATH=str(certificate.pem_path)
+        ) as env:
+            put = await call_http(
+                "put_installation",
+                "PUT",
+                "installations/cert-1",
+                {"channelUri": channel["channelUri"]},
+                installationId="cert-1",
+            )
+            assert put.status == 201
+            body = {"type": "toast", "payload": TOAST, "target": {"installationId": "cert-1"}}
+            assert (await call_http("send_notification", "POST", "notifications", body)).status == 202
+            queue = QueueDriver(env["AzureWebJobsStorage"], env["DELIVERY_QUEUE"], "deliver_notifications")
+            await queue.drain()
+            await queue.close()
+            await close_context()
+        assert len(client.inbox(channel["channelId"])) == 1
