@@ -10,7 +10,7 @@ MAX_TAGS_OR_ONLY = 20
 MAX_TAGS = 6
 MAX_LENGTH = 1000
 
-_TOKEN = re.compile(r"\s*(?:(\|\|)|(&&)|(!)|(\()|(\))|([A-Za-z0-9_@#.:-]{1,120}))")
+_TOKEN = re.compile(r"\s*(?:(\|\|)|(&&)|(!)|(\()|(\))|([A-Za-z0-9_@.:-]{1,120}))")
 
 
 class InvalidTagExpression(ValueError):

@@ -26,8 +26,8 @@ MAX_TAGS = 60
 
 # Ids become Table Storage keys: no '/', '\\', '#', '?', control characters or spaces.
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
-# Notification Hubs' tag alphabet and length.
-_TAG = re.compile(r"^[A-Za-z0-9_@#.:-]{1,120}$")
+# Notification Hubs' tag alphabet and length, less '#': Table Storage refuses it in the tag index's keys.
+_TAG = re.compile(r"^[A-Za-z0-9_@.:-]{1,120}$")
 _ALPHANUMERIC = re.compile(rf"^[A-Za-z0-9]{{1,{MAX_TAG_LENGTH}}}$")
 
 
@@ -53,7 +53,7 @@ def _reject_unknown(body: dict[str, object], allowed: set[str], prefix: str = ""
 
 
 def validate_id(value: object, field_name: str) -> str:
-    if not isinstance(value, str) or not _ID.match(value):
+    if not isinstance(value, str) or not _ID.fullmatch(value):
         raise InvalidField(
             field_name, "must be 1-128 characters of letters, digits and . _ : @ - (starting with a letter or digit)"
         )
@@ -73,8 +73,8 @@ def validate_tags(value: object, field_name: str = "tags") -> list[str]:
     if len(value) > MAX_TAGS:
         raise InvalidField(field_name, f"at most {MAX_TAGS} tags per installation")
     for index, tag in enumerate(value):
-        if not isinstance(tag, str) or not _TAG.match(tag):
-            raise InvalidField(f"{field_name}[{index}]", "must be 1-120 characters of letters, digits and _ @ # . : -")
+        if not isinstance(tag, str) or not _TAG.fullmatch(tag):
+            raise InvalidField(f"{field_name}[{index}]", "must be 1-120 characters of letters, digits and _ @ . : -")
     return sorted(set(value))
 
 
@@ -191,7 +191,7 @@ def parse_options(value: object) -> WnsOptions:
         elif target == "ttl":
             fields[target] = _as_int(raw, name, 1, MAX_TTL_SECONDS)
         elif target in ("tag", "group"):
-            if not isinstance(raw, str) or not _ALPHANUMERIC.match(raw):
+            if not isinstance(raw, str) or not _ALPHANUMERIC.fullmatch(raw):
                 raise InvalidField(name, f"must be 1-{MAX_TAG_LENGTH} alphanumeric characters (A-Z, a-z, 0-9)")
             fields[target] = raw
         elif target == "request_for_status":
@@ -266,8 +266,8 @@ def parse_target(value: object) -> Target:
     if key == "userId":
         return Target(user_id=validate_id(raw, name))
     if key == "tag":
-        if not isinstance(raw, str) or not _TAG.match(raw):
-            raise InvalidField(name, "must be 1-120 characters of letters, digits and _ @ # . : -")
+        if not isinstance(raw, str) or not _TAG.fullmatch(raw):
+            raise InvalidField(name, "must be 1-120 characters of letters, digits and _ @ . : -")
         return Target(tag=raw)
     if key == "tagExpression":
         try:
