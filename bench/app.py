@@ -14,9 +14,9 @@ import json
 import os
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from azure.functions.queue import QueueMessage as HostQueueMessage
 from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
 
+from bench.counting import host_scope
 from bench.services import Services
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -157,7 +158,21 @@ class DriverStats:
     first_dequeue: float | None = None
     last_delete: float | None = None
     polls: int = 0
+    empty_polls: int = 0
+    deletes: int = 0
+    updates: int = 0
     errors: Counter[str] = field(default_factory=Counter)
+
+    def host_operations(self) -> Counter[str]:
+        """The host's storage transactions for the messages it handled (empty polls excluded)."""
+        ops = Counter(
+            {
+                "host:GetMessages": self.polls - self.empty_polls,
+                "host:DeleteMessage": self.deletes,
+                "host:UpdateMessage": self.updates,
+            }
+        )
+        return +ops
 
     @property
     def seconds(self) -> float:
@@ -193,14 +208,18 @@ class HostLikeDriver:
 
     async def _receive(self) -> list[Any]:
         self.stats.polls += 1
-        pages = self.queue.receive_messages(
-            messages_per_page=self.batch_size, visibility_timeout=self.visibility_timeout
-        ).by_page()
-        try:
-            page = await pages.__anext__()
-        except StopAsyncIteration:
-            return []
-        return [message async for message in page]
+        with host_scope():
+            pages = self.queue.receive_messages(
+                messages_per_page=self.batch_size, visibility_timeout=self.visibility_timeout
+            ).by_page()
+            try:
+                page = await pages.__anext__()
+            except StopAsyncIteration:
+                page = None
+            messages = [message async for message in page] if page is not None else []
+        if not messages:
+            self.stats.empty_polls += 1
+        return messages
 
     async def _handle(self, message: Any) -> None:
         host_message = HostQueueMessage(
@@ -214,9 +233,13 @@ class HostLikeDriver:
         except Exception as error:
             self.stats.failures += 1
             self.stats.errors[f"{type(error).__name__}: {str(error)[:120]}"] += 1
-            await self.queue.update_message(message, visibility_timeout=1)
+            self.stats.updates += 1
+            with host_scope():
+                await self.queue.update_message(message, visibility_timeout=1)
             return
-        await self.queue.delete_message(message)
+        self.stats.deletes += 1
+        with host_scope():
+            await self.queue.delete_message(message)
         self.stats.messages += 1
         self.stats.last_delete = time.perf_counter()
 
@@ -254,7 +277,8 @@ class HostLikeDriver:
             await asyncio.gather(*self._inflight, return_exceptions=True)
 
     async def pending(self) -> int:
-        return (await self.queue.get_queue_properties()).approximate_message_count
+        with host_scope():
+            return (await self.queue.get_queue_properties()).approximate_message_count
 
     async def close(self) -> None:
         await self.drain()

@@ -43,7 +43,9 @@ class EngineResult:
         return self.delivered / self.seconds if self.seconds else 0.0
 
 
-def delivery_messages(channels: list[str], count: int, batch: int = BATCH, claim: bool = True) -> list[dict[str, object]]:
+def delivery_messages(
+    channels: list[str], count: int, batch: int = BATCH, claim: bool = True
+) -> list[dict[str, object]]:
     """Queue messages for `count` deliveries of one toast, `batch` channels per message."""
     from pushfuncs.services.messages import DeliveryMessage, DeliveryTarget
     from pushfuncs.wns import NotificationType, WnsOptions
@@ -51,9 +53,8 @@ def delivery_messages(channels: list[str], count: int, batch: int = BATCH, claim
     notification_id = uuid.uuid4().hex
     messages = []
     for start in range(0, count, batch):
-        targets = tuple(
-            DeliveryTarget(f"inst-{i:07d}", channels[i % len(channels)]) for i in range(start, min(count, start + batch))
-        )
+        stop = min(count, start + batch)
+        targets = tuple(DeliveryTarget(f"inst-{i:07d}", channels[i % len(channels)]) for i in range(start, stop))
         message = DeliveryMessage(
             notification_id=notification_id,
             notification_type=NotificationType.TOAST,
@@ -111,9 +112,8 @@ async def run_engine(services: Services, channels: list[str], count: int, batch:
         client_cpu=client_cpu,
         server_cpu=server_cpu,
         enqueue_ops=enqueue_ops,
-        deliver_ops=deliver_ops,
+        deliver_ops=deliver_ops + stats.host_operations(),
         metrics=delta,
         failures=stats.failures,
         errors=stats.errors,
     )
-

@@ -36,7 +36,11 @@ PACKAGES: tuple[tuple[str, str], ...] = (
 
 # Stages of a delivery: (label, file fragment, function name); cumulative time of each entry point.
 STAGES: tuple[tuple[str, str, str], ...] = (
-    ("Table entity-group transactions (claim + outcomes; azure-data-tables multipart)", "_table_client_async.py", "submit_transaction"),
+    (
+        "Table entity-group transactions (claim + outcomes; azure-data-tables multipart)",
+        "_table_client_async.py",
+        "submit_transaction",
+    ),
     ("WNS POST: httpx client layer (URL parsing, request/response models)", "httpx/_client.py", "post"),
     ("WNS POST: aiohttp transport (HTTP/1.1 + TLS I/O)", "pushfuncs/http_transport.py", "handle_async_request"),
     ("Queue receive/delete (azure-storage-queue)", "_queue_client_async.py", "delete_message"),
@@ -95,7 +99,7 @@ def summarize(stats: pstats.Stats, top: int = 12) -> Profile:
     idle = 0.0
     for (filename, _line, name), (_cc, _calls, tottime, cumtime, _callers) in raw.items():
         for label, fragment, function in STAGES:
-            if name == function and filename.endswith(fragment) or (name == function and fragment in filename):
+            if name == function and fragment in filename:
                 cumulative[label] += cumtime
         if filename == "~" and "epoll" in name:
             idle += tottime

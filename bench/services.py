@@ -130,9 +130,9 @@ def encoded_url(uri: str) -> URL:
     return URL(uri, encoded=True)
 
 
-async def create_channels(sandbox: SandboxProcess, count: int, concurrency: int = 32) -> list[str]:
-    """Ask the sandbox for `count` channels; returns their URIs."""
-    uris: list[str] = []
+async def create_channels(sandbox: SandboxProcess, count: int, concurrency: int = 32) -> dict[str, str]:
+    """Ask the sandbox for `count` channels; returns channel URI -> sandbox channel id, in order."""
+    uris: dict[str, str] = {}
     connector = aiohttp.TCPConnector(ssl=client_ssl_context(sandbox.ca_path), limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
         remaining = iter(range(count))
@@ -142,7 +142,7 @@ async def create_channels(sandbox: SandboxProcess, count: int, concurrency: int 
                 async with session.post(f"{sandbox.url}/_sandbox/channels", json={}) as response:
                     response.raise_for_status()
                     body: dict[str, Any] = await response.json()
-                uris.append(str(body["channelUri"]))
+                uris[str(body["channelUri"])] = str(body["channelId"])
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return uris

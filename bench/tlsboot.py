@@ -8,6 +8,7 @@ are pointed at it before the app, the sandbox or any HTTP client is imported.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import trustme
@@ -23,7 +24,7 @@ ORIGINAL_ENVIRONMENT: dict[str, str | None] = {}
 
 def trust_sandbox_ca(state_dir: Path) -> Path:
     """Create the sandbox CA in `state_dir` and make it the trusted CA of this process."""
-    if "aiohttp" in __import__("sys").modules:
+    if "aiohttp" in sys.modules:
         raise RuntimeError("aiohttp was imported before the sandbox CA was trusted")
     state_dir.mkdir(parents=True, exist_ok=True)
     ca = trustme.CA(organization_name="pushfuncs benchmark sandbox")

@@ -1,0 +1,526 @@
+"""The whole benchmark, in order: throughput against baselines, operations, cost, latency, growth."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import costs, external, loops
+from bench.app import app_environment, app_settings
+from bench.counting import describe, storage_counter, total
+from bench.engine import EngineResult, run_engine
+from bench.latency import LatencyResult, devhost_available, measure_devhost, measure_in_process
+from bench.profiling import Profile, profiled
+from bench.report import Report, status
+from bench.sends import GrowthResult, SendCost, single_sends, tag_fanout_available, tag_send
+from bench.services import Services, create_channels, start_services
+
+
+@dataclass(frozen=True)
+class Sizes:
+    channels: int
+    engine: int
+    rounds: int
+    aiohttp: int
+    httpx: int
+    httpx_aiohttp: int
+    dpn: int
+    npm: int
+    profile: int
+    singles: int
+    growth: tuple[int, ...]
+    growth_if_time: tuple[int, ...]
+    latency_rate: float
+    latency_count: int
+    budget_seconds: float
+
+
+SMOKE = Sizes(
+    channels=300,
+    engine=300,
+    rounds=1,
+    aiohttp=300,
+    httpx=100,
+    httpx_aiohttp=300,
+    dpn=50,
+    npm=300,
+    profile=200,
+    singles=2,
+    growth=(200,),
+    growth_if_time=(),
+    latency_rate=5.0,
+    latency_count=10,
+    budget_seconds=55.0,
+)
+FULL = Sizes(
+    channels=12_000,
+    engine=10_000,
+    rounds=2,
+    aiohttp=20_000,
+    httpx=3_000,
+    httpx_aiohttp=6_000,
+    dpn=2_000,
+    npm=20_000,
+    profile=3_000,
+    singles=20,
+    growth=(1_000, 10_000),
+    growth_if_time=(100_000,),
+    latency_rate=20.0,
+    latency_count=300,
+    budget_seconds=570.0,
+)
+
+
+@dataclass
+class Options:
+    smoke: bool
+    baselines: bool
+    command: str
+    state_dir: Path
+    work_dir: Path
+
+
+@dataclass
+class Results:
+    engine: list[EngineResult] = field(default_factory=list)
+    aiohttp: list[loops.LoopResult] = field(default_factory=list)
+    others: list[loops.LoopResult] = field(default_factory=list)
+    not_run: dict[str, str] = field(default_factory=dict)
+    single: SendCost | None = None
+    growth: list[GrowthResult] = field(default_factory=list)
+    growth_skipped: dict[int, str] = field(default_factory=dict)
+    latency: LatencyResult | None = None
+    profile: Profile | None = None
+    process_metrics: dict[str, int] = field(default_factory=dict)
+
+
+def log(message: str) -> None:
+    print(f"[bench {datetime.now().strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+async def run(options: Options) -> Report:
+    sizes = SMOKE if options.smoke else FULL
+    started = time.perf_counter()
+    log("starting Azurite and the WNS sandbox")
+    services = await asyncio.to_thread(start_services, options.state_dir)
+    storage_counter.install(services.azurite.queue_port, services.azurite.table_port)
+    results = Results()
+    try:
+        await _measure(services, sizes, options, results, started)
+    finally:
+        from pushfuncs.context import close_context
+
+        await close_context()
+        storage_counter.uninstall()
+        services.stop()
+    report = build_report(results, sizes, options)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+async def _measure(services: Services, sizes: Sizes, options: Options, results: Results, started: float) -> None:
+    from pushfuncs.context import get_context
+    from pushfuncs.metrics import metrics
+
+    sandbox = services.sandbox
+    log(f"creating {sizes.channels} sandbox channels")
+    channel_map = await create_channels(sandbox, sizes.channels)
+    channels = list(channel_map)
+    channels_file = options.work_dir / "channels.json"
+    channels_file.write_text(json.dumps(channels))
+    token = sandbox.token()
+
+    with app_environment(app_settings(services)):
+        metrics.reset()
+        await get_context()
+        log("warming up the engine (token, Key Vault, connections)")
+        await run_engine(services, channels, 200)
+
+        for round_number in range(sizes.rounds):
+            log(f"round {round_number + 1}/{sizes.rounds}: bare aiohttp loop, {sizes.aiohttp} sends")
+            results.aiohttp.append(
+                await loops.measured(
+                    "Bare aiohttp ClientSession loop, C=100",
+                    lambda: loops.aiohttp_loop(channels, token, sandbox.ca_path, sizes.aiohttp),
+                    sizes.aiohttp,
+                    sandbox.process.pid,
+                )
+            )
+            log(f"round {round_number + 1}/{sizes.rounds}: engine, {sizes.engine} deliveries")
+            results.engine.append(await run_engine(services, channels, sizes.engine))
+
+        log(f"bare httpx loop, {sizes.httpx} sends")
+        results.others.append(
+            await loops.measured(
+                "Bare httpx.AsyncClient loop, C=100",
+                lambda: loops.httpx_loop(channels, token, sandbox.ca_path, sizes.httpx),
+                sizes.httpx,
+                sandbox.process.pid,
+            )
+        )
+        from pushfuncs.http_transport import AiohttpTransport
+
+        log(f"httpx over the app's aiohttp transport, {sizes.httpx_aiohttp} sends")
+        results.others.append(
+            await loops.measured(
+                "httpx over the app's AiohttpTransport (the engine's HTTP layer alone), C=100",
+                lambda: loops.httpx_loop(
+                    channels, token, sandbox.ca_path, sizes.httpx_aiohttp, transport=AiohttpTransport(100)
+                ),
+                sizes.httpx_aiohttp,
+                sandbox.process.pid,
+            )
+        )
+
+        if options.baselines:
+            log(f"django-push-notifications, {sizes.dpn} sends (installs into bench/.env on first use)")
+            try:
+                results.others.append(
+                    await external.run_django_push_notifications(sandbox, channels_file, sizes.dpn, options.state_dir)
+                )
+            except external.NotRun as error:
+                results.not_run["django-push-notifications 3.3.0 (WNS sender)"] = str(error)
+            log(f"npm wns, {sizes.npm} sends (installs into bench/node_modules on first use)")
+            try:
+                results.others.append(await external.run_npm_wns(sandbox, channels_file, sizes.npm))
+            except external.NotRun as error:
+                results.not_run["npm wns 0.5.4"] = str(error)
+        else:
+            skipped = "not run: --no-baselines"
+            results.not_run["django-push-notifications 3.3.0 (WNS sender)"] = skipped
+            results.not_run["npm wns 0.5.4"] = skipped
+
+        log(f"single-installation sends end to end, {sizes.singles}")
+        results.single = await single_sends(services, channels, sizes.singles)
+
+        fanout = tag_fanout_available()
+        if fanout:
+            for count in sizes.growth:
+                log(f"tag send to {count} installations (fan-out)")
+                results.growth.append(await tag_send(services, channels, count))
+        log(f"profiling the engine, {sizes.profile} deliveries")
+        _, results.profile = await profiled(lambda: run_engine(services, channels, sizes.profile))
+        results.process_metrics = metrics.snapshot()
+
+        if devhost_available():
+            log(f"latency through the local Functions host: {sizes.latency_count} sends at {sizes.latency_rate}/s")
+            results.latency = await measure_devhost(
+                services, channel_map, sizes.latency_rate, sizes.latency_count, options.work_dir
+            )
+        else:
+            log("latency in-process (the local host is not available)")
+            results.latency = await measure_in_process(services, channel_map, sizes.latency_rate, sizes.latency_count)
+
+        if fanout:
+            for count in sizes.growth_if_time:
+                estimate = _estimate_seconds(results.growth, count)
+                remaining = sizes.budget_seconds - (time.perf_counter() - started)
+                if estimate is None or estimate > remaining:
+                    results.growth_skipped[count] = (
+                        f"not run: would take ~{estimate or 0:.0f} s at the measured rate; {remaining:.0f} s of the "
+                        f"{sizes.budget_seconds:.0f} s budget left"
+                    )
+                    continue
+                log(f"tag send to {count} installations (fan-out)")
+                results.growth.append(await tag_send(services, channels, count))
+        else:
+            for count in (*sizes.growth, *sizes.growth_if_time):
+                results.growth_skipped[count] = "not yet: fan-out by tag not implemented"
+
+
+def _estimate_seconds(done: list[GrowthResult], count: int) -> float | None:
+    if not done:
+        return None
+    largest = max(done, key=lambda g: g.installations)
+    per_installation = (largest.cost.seconds + largest.setup_seconds) / largest.installations
+    return per_installation * count * 1.2
+
+
+def _best(items: list[loops.LoopResult]) -> loops.LoopResult:
+    return max(items, key=lambda r: r.rate)
+
+
+def _rate(value: float) -> str:
+    return f"{value:,.0f}/s"
+
+
+def build_report(results: Results, sizes: Sizes, options: Options) -> Report:
+    report = Report(
+        command=options.command,
+        mode="smoke" if options.smoke else "full",
+        date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        prices=list(costs.PRICE_SOURCES),
+        prices_date=costs.PRICES_DATE,
+        private_paths={str(options.state_dir): "<tmp>", str(options.work_dir): "<tmp>"},
+    )
+    engine = max(results.engine, key=lambda e: e.rate)
+    aiohttp_best = _best(results.aiohttp)
+    by_name = {r.name: r for r in results.others}
+
+    report.section("Throughput (TLS, same sandbox channels and token, same run)")
+    ratio = engine.rate / aiohttp_best.rate if aiohttp_best.rate else 0.0
+    cpu_per = engine.client_cpu / engine.delivered * 1e6 if engine.delivered else 0.0
+    report.add(
+        "Our engine: queue message in, WNS POST, response handled, outcomes recorded, message deleted",
+        f"{_rate(engine.rate)} ({engine.delivered:,} deliveries in {engine.messages} messages of 100; "
+        f"{cpu_per:,.0f} us client CPU per delivery; {ratio:.2f}x bare aiohttp)",
+        f">= 0.5x bare aiohttp = {_rate(aiohttp_best.rate * 0.5)}",
+        status(ratio >= 0.5),
+    )
+    for loop in [aiohttp_best, *results.others]:
+        per = loop.client_cpu / loop.ok * 1e6 if loop.ok else 0.0
+        extra = f"; {loop.note}" if loop.note else ""
+        report.add(
+            loop.name,
+            f"{_rate(loop.rate)} ({loop.ok:,}/{loop.sent:,} ok; {per:,.0f} us client CPU per send{extra})",
+            "baseline" if loop is aiohttp_best else f"engine = {engine.rate / loop.rate:.2f}x" if loop.rate else "",
+            "",
+        )
+    for name, reason in results.not_run.items():
+        report.add(name, reason if reason.startswith("not run") else f"not run: {reason}", "", "")
+    npm = by_name.get("npm wns 0.5.4")
+    report.add(
+        "Engine ahead of npm wns (same sandbox, TLS)",
+        f"{engine.rate / npm.rate:.2f}x" if npm and npm.rate else "npm wns not run",
+        "> 1.0x",
+        status(engine.rate > npm.rate) if npm and npm.rate else "n/a",
+    )
+
+    report.section("Operations (the app's metrics; storage requests counted at the SDK transport)")
+    single = results.single
+    if single is not None:
+        per_send = total(single.storage) / single.notifications
+        report.add(
+            "Single-installation send, storage transactions end to end (POST + host + delivery)",
+            f"{per_send:.2f} per send: {describe(_per(single.storage, single.notifications))}",
+            "<= 3",
+            status(per_send <= 3),
+        )
+    tag10k = next((g for g in results.growth if g.installations == 10_000), None)
+    tag_any = tag10k or (max(results.growth, key=lambda g: g.installations) if results.growth else None)
+    if tag_any is not None:
+        per = total(tag_any.cost.storage) / tag_any.installations
+        label = f"{tag_any.installations:,}-installation tag send, storage transactions per delivered notification"
+        report.add(
+            label,
+            f"{per:.4f} ({describe(tag_any.cost.storage)}; {tag_any.cost.delivered:,} delivered)",
+            "<= 0.1 (at 10,000)",
+            status(per <= 0.1) if tag10k else "n/a (smaller size in this run)",
+        )
+    else:
+        report.add("10,000-installation tag send, storage transactions per delivery", "not yet: no fan-out", "<= 0.1")
+    engine_per = total(engine.deliver_ops + engine.enqueue_ops) / engine.delivered if engine.delivered else 0.0
+    report.add(
+        "Engine run (pre-built 100-target messages), storage transactions per delivery",
+        f"{engine_per:.4f} ({describe(engine.enqueue_ops + engine.deliver_ops)})",
+        "",
+        "",
+    )
+    m = results.process_metrics
+    delivered_total = m.get("wns.success", 0)
+    entra = m.get("token.entra.requests", 0)
+    reads = m.get("token.keyvault.reads", 0)
+    report.add(
+        "Entra token requests per delivery (one process = one instance)",
+        f"{entra} for {delivered_total:,} deliveries (1 per {delivered_total // max(entra, 1):,})",
+        "<= 1 per 10,000",
+        status(entra == 0 or delivered_total / entra >= 10_000)
+        if delivered_total >= 10_000
+        else "n/a (fewer than 10,000 deliveries in this run)",
+    )
+    report.add(
+        "Key Vault reads / writes per delivery",
+        f"{reads} reads, {m.get('token.keyvault.writes', 0)} writes for {delivered_total:,} deliveries",
+        "",
+        "",
+    )
+    if single is not None:
+        report.add(
+            "Function executions per delivery",
+            f"single send {single.executions / single.deliveries:.2f}"
+            + (
+                f"; {tag_any.installations:,}-tag send {tag_any.cost.executions / tag_any.installations:.4f}"
+                if tag_any
+                else ""
+            ),
+            "",
+            "",
+        )
+
+    report.section("Cost per million notifications (list prices, see below)")
+    _cost_rows(report, results, engine, tag_any)
+
+    report.section("Latency, POST /api/notifications to the sandbox inbox")
+    lat = results.latency
+    if lat is not None and lat.latencies_ms:
+        where = (
+            "through the local Functions host (python -m devhost host), real HTTP"
+            if lat.mode == "devhost"
+            else "in-process POST function call (local host not available)"
+        )
+        report.add(
+            f"Single sends at a steady {lat.rate:g}/s, {where}",
+            f"p50 {lat.percentile(50):,.0f} ms, p95 {lat.percentile(95):,.0f} ms, p99 {lat.percentile(99):,.0f} ms "
+            f"({len(lat.latencies_ms)}/{lat.sent} delivered; POST answered in p50 "
+            f"{lat.percentile(50, lat.post_ms):,.0f} ms)",
+            "",
+            "",
+        )
+    else:
+        report.add("Single sends at a steady rate", "not measured", "", "")
+
+    report.section("Growth: one tag send, time and operations per installation")
+    for g in sorted(results.growth, key=lambda g: g.installations):
+        report.add(
+            f"{g.installations:,} installations in one tag",
+            f"{g.cost.seconds:,.1f} s ({g.us_per_installation:,.0f} us per installation); "
+            f"{total(g.cost.storage) / g.installations:.4f} storage transactions and "
+            f"{g.cost.executions / g.installations:.4f} executions per installation; "
+            f"{g.cost.delivered:,} delivered",
+            "flat or falling per installation",
+            "",
+        )
+    for count, reason in sorted(results.growth_skipped.items()):
+        report.add(f"{count:,} installations in one tag", reason, "", "")
+    _growth_verdict(report, results.growth)
+
+    report.notes.extend(_notes(results, sizes, engine))
+    if results.profile is not None:
+        report.profile = _profile_lines(results.profile)
+    return report
+
+
+def _per(counts: Counter[str], n: int) -> Counter[str]:
+    return Counter({k: round(v / n, 2) for k, v in counts.items()})  # type: ignore[misc]
+
+
+def _cost_rows(report: Report, results: Results, engine: EngineResult, tag: GrowthResult | None) -> None:
+    entra_free = "Entra token requests are free"
+    key_vault_reads = results.process_metrics.get("token.keyvault.reads", 0) + results.process_metrics.get(
+        "token.keyvault.writes", 0
+    )
+    delivered = max(results.process_metrics.get("wns.success", 0), 1)
+    kv_per = key_vault_reads / delivered
+    # Compute: instance memory x the time it spends executing, per delivery, at the engine's measured rate.
+    engine_seconds = 1 / engine.rate if engine.rate else 0.0
+    if tag is not None:
+        queue, table = costs.split_storage(tag.cost.storage)
+        per = costs.PerDelivery(
+            queue_ops=queue / tag.installations,
+            table_ops=table / tag.installations,
+            key_vault_ops=kv_per,
+            executions=tag.cost.executions / tag.installations,
+            active_seconds=tag.cost.seconds / tag.installations,
+        )
+        cost = costs.cost_per_million(per)
+        report.add(
+            f"Tag sends ({tag.installations:,} installations), per million delivered",
+            f"${cost.total:.4f} ({cost.breakdown()}; {entra_free})",
+            f"< ${costs.NOTIFICATION_HUBS_BASIC_PER_MILLION:.2f} (Notification Hubs Basic)",
+            status(cost.total < costs.NOTIFICATION_HUBS_BASIC_PER_MILLION),
+        )
+    queue, table = costs.split_storage(engine.enqueue_ops + engine.deliver_ops)
+    per = costs.PerDelivery(
+        queue_ops=queue / engine.delivered if engine.delivered else 0.0,
+        table_ops=table / engine.delivered if engine.delivered else 0.0,
+        key_vault_ops=kv_per,
+        executions=engine.messages / engine.delivered if engine.delivered else 0.0,
+        active_seconds=engine_seconds,
+    )
+    cost = costs.cost_per_million(per)
+    report.add(
+        "Batched deliveries (engine run), per million delivered",
+        f"${cost.total:.4f} ({cost.breakdown()})",
+        f"< ${costs.NOTIFICATION_HUBS_BASIC_PER_MILLION:.2f}",
+        status(cost.total < costs.NOTIFICATION_HUBS_BASIC_PER_MILLION),
+    )
+    single = results.single
+    if single is not None:
+        queue, table = costs.split_storage(single.storage)
+        per = costs.PerDelivery(
+            queue_ops=queue / single.deliveries,
+            table_ops=table / single.deliveries,
+            key_vault_ops=kv_per,
+            executions=single.executions / single.deliveries,
+            active_seconds=single.seconds / single.deliveries,
+        )
+        cost = costs.cost_per_million(per)
+        report.add(
+            "Single-installation sends, per million",
+            f"${cost.total:.4f} ({cost.breakdown()}; instance time = the whole send, an upper bound)",
+            f"< ${costs.NOTIFICATION_HUBS_BASIC_PER_MILLION:.2f}",
+            status(cost.total < costs.NOTIFICATION_HUBS_BASIC_PER_MILLION),
+        )
+
+
+def _growth_verdict(report: Report, growth: list[GrowthResult]) -> None:
+    ordered = sorted(growth, key=lambda g: g.installations)
+    if len(ordered) < 2:
+        return
+    times = [g.us_per_installation for g in ordered]
+    ops = [total(g.cost.storage) / g.installations for g in ordered]
+    # Flat: within 25% of the smallest size's figure (timing noise on a shared machine), or falling.
+    flat_time = all(t <= times[0] * 1.25 for t in times[1:])
+    flat_ops = all(o <= ops[0] * 1.05 for o in ops[1:])
+    sizes = " -> ".join(f"{g.installations:,}" for g in ordered)
+    report.add(
+        f"Growth verdict ({sizes})",
+        "time/installation: "
+        + " -> ".join(f"{t:,.0f} us" for t in times)
+        + "; ops/installation: "
+        + " -> ".join(f"{o:.4f}" for o in ops),
+        "flat or falling",
+        status(flat_time and flat_ops),
+    )
+
+
+def _profile_lines(profile: Profile) -> list[str]:
+    busy = max(profile.total - profile.idle, 1e-9)
+    lines = [
+        f"CPU time under cProfile (inflates call-heavy code): {profile.total:.1f} s, of which {profile.idle:.1f} s "
+        "waiting in epoll. Cumulative time per stage, as a share of the busy time:",
+        "",
+        "| Stage | Seconds | Share |",
+        "|---|---|---|",
+    ]
+    for label, seconds in profile.stages:
+        lines.append(f"| {label} | {seconds:.2f} | {seconds / busy:.0%} |")
+    lines += ["", "Hottest functions (own time):", "", "| Function | Seconds | Calls |", "|---|---|---|"]
+    for name, seconds, calls in profile.hot_functions:
+        lines.append(f"| `{name}` | {seconds:.2f} | {calls:,} |")
+    return lines
+
+
+def _notes(results: Results, sizes: Sizes, engine: EngineResult) -> list[str]:
+    notes = [
+        "All traffic is loopback. Azurite (Node, in memory), the WNS sandbox (aiohttp over TLS, its own process) and "
+        "the measured client share the machine's cores; absolute rates drift with the machine's load, so every "
+        "figure is judged against a baseline measured in the same run.",
+        "Engine rounds (deliveries/s): "
+        + ", ".join(f"{e.rate:,.0f}" for e in results.engine)
+        + "; bare aiohttp rounds: "
+        + ", ".join(f"{a.rate:,.0f}" for a in results.aiohttp)
+        + " (best of each is in the table).",
+        f"Engine CPU per best round: client {engine.client_cpu:.1f} s, sandbox {engine.server_cpu:.1f} s over "
+        f"{engine.seconds:.1f} s wall; engine failures (message retried): {engine.failures}"
+        + (f" {dict(engine.errors)}" if engine.errors else ""),
+        "Storage transactions are counted per REST request at azure-core's aiohttp transport (after the SDK's "
+        "retries, as billed), plus the host's own queue requests (receive with messages, delete); the host's polls "
+        "of empty queues cost per instance and second, not per notification, and are left out.",
+        "Engine messages are built as the fan-out builds them (100 targets, claim first) and put on the delivery "
+        "queue with the app's queue adapter; the host stand-in runs batchSize 16 / newBatchThreshold 8 from host.json.",
+        "Cost model: Flex Consumption bills instance memory while it executes; the GB-s per delivery here is "
+        f"{costs.FLEX_INSTANCE_GB:g} GB x the measured time per delivery on this machine (one instance), so a faster "
+        "engine is also a cheaper one.",
+        "django-push-notifications needs the legacy Live token endpoint; the sandbox has only Entra ID's, so the "
+        "benchmark runs a legacy-token shim (HTTPS, loopback) that answers with a sandbox-issued token. On the "
+        "Internet each of its per-send token requests is a round trip to login.live.com, so this flatters it.",
+    ]
+    if sizes is SMOKE:
+        notes.append("Smoke run: tiny sizes, to keep the command working; its figures are not meaningful.")
+    return notes
