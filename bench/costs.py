@@ -28,7 +28,7 @@ NOTIFICATION_HUBS_BASIC_PER_MILLION = 1.00
 PRICE_SOURCES: tuple[tuple[str, str, str], ...] = (
     (
         "Functions Flex Consumption, On Demand",
-        f"${FLEX_GB_SECOND} per GB-s; ${FLEX_PER_MILLION_EXECUTIONS:.2f} per million executions; "
+        f"${FLEX_GB_SECOND:.6f} per GB-s; ${FLEX_PER_MILLION_EXECUTIONS:.2f} per million executions; "
         f"instance memory {FLEX_INSTANCE_GB * 1000:.0f} MB",
         "East US; Azure Functions pricing page as quoted by Modal's Azure Functions pricing guide (2025-05-22)",
     ),

@@ -3,7 +3,8 @@
 Each REST request to a storage account is one billable transaction (a table entity-group
 transaction of up to 100 rows, and a Get Messages of up to 32 messages, are one request each).
 The count is taken at azure-core's aiohttp transport, below the SDKs' retry policy, so a
-retried request counts twice, as it is billed. Nothing in the app changes: the transport class
+request retried after an answer counts twice, as it is billed; one that got no answer at all
+(a connection error) is kept apart. Nothing in the app changes: the transport class
 is wrapped in this process only, for the benchmark's lifetime.
 """
 
@@ -77,6 +78,8 @@ class StorageCounter:
 
     def __init__(self) -> None:
         self._counts: Counter[str] = Counter()
+        # Requests that got no answer (connection errors), kept apart: not billable.
+        self.unanswered: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._ports: tuple[int, int] | None = None
         self._original: Any = None
@@ -90,8 +93,15 @@ class StorageCounter:
         counter = self
 
         async def counted_send(transport: AioHttpTransport, request: Any, **kwargs: Any) -> Any:
+            try:
+                response = await original(transport, request, **kwargs)
+            except Exception:
+                # No answer (e.g. a kept-alive connection the emulator had just closed): never
+                # reached the service, so not billed; the SDK's retry is counted when answered.
+                counter.record(str(request.method), str(request.url), failed=True)
+                raise
             counter.record(str(request.method), str(request.url))
-            return await original(transport, request, **kwargs)
+            return response
 
         self._original = original
         AioHttpTransport.send = counted_send  # type: ignore[method-assign]
@@ -101,13 +111,16 @@ class StorageCounter:
             AioHttpTransport.send = self._original  # type: ignore[method-assign]
             self._original = None
 
-    def record(self, method: str, url: str) -> None:
+    def record(self, method: str, url: str, failed: bool = False) -> None:
         if self._ports is None or _host_scope.get():
             return
         kind = classify(method.upper(), url, *self._ports)
         if kind is not None:
             with self._lock:
-                self._counts[kind] += 1
+                if failed:
+                    self.unanswered[kind] += 1
+                else:
+                    self._counts[kind] += 1
 
     def snapshot(self) -> Counter[str]:
         with self._lock:

@@ -32,6 +32,7 @@ class EngineResult:
     sandbox_accepted: int
     client_cpu: float
     server_cpu: float
+    azurite_cpu: float
     enqueue_ops: Counter[str] = field(default_factory=Counter)
     deliver_ops: Counter[str] = field(default_factory=Counter)
     metrics: dict[str, int] = field(default_factory=dict)
@@ -55,13 +56,16 @@ def delivery_messages(
     for start in range(0, count, batch):
         stop = min(count, start + batch)
         targets = tuple(DeliveryTarget(f"inst-{i:07d}", channels[i % len(channels)]) for i in range(start, stop))
+        fields: dict[str, object] = {"claim": claim}
+        if "batch_id" in DeliveryMessage.__dataclass_fields__:
+            fields["batch_id"] = uuid.uuid4().hex  # as the fan-out names its batches
         message = DeliveryMessage(
             notification_id=notification_id,
             notification_type=NotificationType.TOAST,
             payload=TOAST,
             options=WnsOptions(),
             targets=targets,
-            claim=claim,
+            **fields,  # type: ignore[arg-type]
         )
         messages.append(message.to_dict())
     return messages
@@ -94,6 +98,7 @@ async def run_engine(services: Services, channels: list[str], count: int, batch:
     sandbox = services.sandbox
     accepted_before = sandbox.sends()
     own_before, server_before = time.process_time(), process_cpu_seconds(sandbox.process.pid)
+    azurite_before = process_cpu_seconds(services.azurite.process.pid)
     try:
         with storage_counter.phase() as deliver_ops:
             stats = await driver.run(len(messages))
@@ -101,6 +106,7 @@ async def run_engine(services: Services, channels: list[str], count: int, batch:
         await driver.close()
     client_cpu = time.process_time() - own_before
     server_cpu = process_cpu_seconds(sandbox.process.pid) - server_before
+    azurite_cpu = process_cpu_seconds(services.azurite.process.pid) - azurite_before
     after = metrics.snapshot()
     delta = {k: v - metrics_before.get(k, 0) for k, v in after.items() if v != metrics_before.get(k, 0)}
     return EngineResult(
@@ -111,6 +117,7 @@ async def run_engine(services: Services, channels: list[str], count: int, batch:
         sandbox_accepted=sandbox.sends() - accepted_before,
         client_cpu=client_cpu,
         server_cpu=server_cpu,
+        azurite_cpu=azurite_cpu,
         enqueue_ops=enqueue_ops,
         deliver_ops=deliver_ops + stats.host_operations(),
         metrics=delta,

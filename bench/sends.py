@@ -20,7 +20,7 @@ from typing import Any
 from bench.app import HostLikeDriver, call_http, queue_functions, resolve_setting, run_all_queues
 from bench.counting import storage_counter
 from bench.loops import TOAST
-from bench.services import Services
+from bench.services import Services, process_cpu_seconds
 
 
 @dataclass
@@ -35,6 +35,8 @@ class SendCost:
     executions: int = 0
     metrics: dict[str, int] = field(default_factory=dict)
     failures: int = 0
+    client_cpu: float = 0.0
+    azurite_cpu: float = 0.0
 
     @property
     def storage_total(self) -> int:
@@ -107,6 +109,57 @@ async def single_sends(services: Services, channels: list[str], count: int) -> S
         executions=executions,
         metrics=delta,
         failures=sum(d.stats.failures for d in drivers),
+    )
+
+
+async def single_sends_under_load(
+    services: Services, channels: list[str], count: int, concurrency: int = 16
+) -> SendCost:
+    """`count` single-installation sends POSTed `concurrency` at a time while the host delivers:
+    the instance time per send under a sustained load (what Flex Consumption bills)."""
+    from pushfuncs.metrics import metrics
+
+    ids = [f"load-{uuid.uuid4().hex[:12]}" for _ in range(count)]
+    pending_registrations = iter(zip(ids, channels, strict=False))
+
+    async def registrar() -> None:
+        for installation_id, channel in pending_registrations:
+            await register(installation_id, channel)
+
+    await asyncio.gather(*(registrar() for _ in range(8)))
+    drivers = _drivers(services.azurite.connection_string)
+    delivery = next(d for d in drivers if d.function == "deliver_notifications")
+    before = metrics.snapshot()
+    pending = iter(ids)
+
+    async def poster() -> None:
+        for installation_id in pending:
+            status, body = await call_http(
+                "send_notification", "POST", "notifications", toast_request({"installationId": installation_id})
+            )
+            if status != 202:
+                raise RuntimeError(f"send failed: {status} {body}")
+
+    try:
+        with storage_counter.phase() as ops:
+            started = time.perf_counter()
+            consumer = asyncio.create_task(delivery.run(count, timeout=300.0))
+            await asyncio.gather(*(poster() for _ in range(concurrency)))
+            await consumer
+            seconds = time.perf_counter() - started
+    finally:
+        for driver in drivers:
+            await driver.close()
+    delta = _metrics_delta(before, metrics.snapshot())
+    return SendCost(
+        notifications=count,
+        deliveries=count,
+        delivered=delta.get("wns.success", 0),
+        seconds=seconds,
+        storage=ops + delivery.stats.host_operations(),
+        executions=count + delivery.stats.messages + delivery.stats.failures,
+        metrics=delta,
+        failures=delivery.stats.failures,
     )
 
 
@@ -183,6 +236,7 @@ async def tag_send(services: Services, channels: list[str], count: int) -> Growt
     setup_seconds = time.perf_counter() - setup_started
     drivers = _drivers(services.azurite.connection_string)
     before = metrics.snapshot()
+    cpu_before, azurite_before = time.process_time(), process_cpu_seconds(services.azurite.process.pid)
     try:
         with storage_counter.phase() as ops:
             started = time.perf_counter()
@@ -191,11 +245,15 @@ async def tag_send(services: Services, channels: list[str], count: int) -> Growt
                 raise RuntimeError(f"tag send failed: {status} {body}")
             await run_all_queues(drivers, timeout=900.0, quiet=0.3)
             seconds = max(d.stats.last_delete or started for d in drivers) - started
+        client_cpu = time.process_time() - cpu_before
+        azurite_cpu = process_cpu_seconds(services.azurite.process.pid) - azurite_before
     finally:
         for driver in drivers:
             await driver.close()
     delta = _metrics_delta(before, metrics.snapshot())
     cost = SendCost(
+        client_cpu=client_cpu,
+        azurite_cpu=azurite_cpu,
         notifications=1,
         deliveries=count,
         delivered=delta.get("wns.success", 0),
