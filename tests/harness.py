@@ -198,3 +198,8 @@ class QueueDriver:
     async def close(self) -> None:
         await self.queue.close()
         await self.poison.close()
+
+
+async def refuse_outcome_writes(*args: object, **kwargs: object) -> None:
+    """Stands in for `NotificationStore.record_outcomes` when storage refuses every write."""
+    raise RuntimeError("storage refused the write (injected fault)")

@@ -63,19 +63,14 @@ class DeliveryService:
         except MalformedMessage as error:
             await self._poison(body, f"malformed delivery message: {error}")
             return
-        if message.claim and message.attempt == 1:
-            claimed = set(
-                await self._ctx.notifications.claim(
-                    message.notification_id,
-                    [t.installation_id for t in message.targets],
-                    message.batch_id,
-                    self._clock(),
-                )
-            )
-            skipped = len(message.targets) - len(claimed)
-            if skipped:
-                metrics.add("delivery.duplicates.skipped", skipped)
-            message = replace(message, targets=tuple(t for t in message.targets if t.installation_id in claimed))
+        first_try_of_batch = message.claim and message.attempt == 1 and message.seq is not None
+        if first_try_of_batch and not await self._ctx.notifications.claim_batch(
+            message.notification_id,
+            message.seq,
+            message.batch_id,  # type: ignore[arg-type]
+        ):
+            metrics.add("delivery.duplicates.skipped", len(message.targets))
+            return
         semaphore = asyncio.Semaphore(MAX_CONCURRENT_SENDS)
 
         async def send(target: DeliveryTarget) -> tuple[DeliveryTarget, WnsResult]:
@@ -95,7 +90,9 @@ class DeliveryService:
             retry = replace(message, targets=tuple(targets), attempt=message.attempt + 1)
             await self._ctx.delivery_queue.send(retry.to_dict(), delay_seconds=delay)
             metrics.add("delivery.retries.enqueued")
-        await self._ctx.notifications.record_outcomes(message.notification_id, outcomes)
+        await self._ctx.notifications.record_outcomes(
+            message.notification_id, message.batch_key, message.attempt, outcomes, self._clock()
+        )
 
     async def _send_one(self, message: DeliveryMessage, target: DeliveryTarget) -> WnsResult:
         suspended = await self._ctx.sending.suspended_reason()

@@ -70,6 +70,7 @@ class FanoutService:
                     claim=True,
                     # Unique per enqueue: a page expanded twice after a crash claims nothing twice.
                     batch_id=uuid.uuid4().hex,
+                    seq=cursor.seq,
                 )
                 await self._ctx.delivery_queue.send(batch.to_dict())
                 await self._ctx.notifications.record_page(cursor.notification_id, cursor.seq, len(targets))

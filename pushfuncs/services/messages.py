@@ -32,6 +32,11 @@ class DeliveryMessage:
     # Fan-out batches claim their targets first, so a batch re-enqueued after a crash sends nothing twice.
     claim: bool = False
     batch_id: str = ""
+    seq: int | None = None  # the fan-out batch number; None for a direct send
+
+    @property
+    def batch_key(self) -> str:
+        return "direct" if self.seq is None else f"{self.seq:08d}"
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -44,6 +49,7 @@ class DeliveryMessage:
             "attempt": self.attempt,
             "claim": self.claim,
             "batch": self.batch_id,
+            "seq": self.seq,
         }
 
 
@@ -77,6 +83,7 @@ def parse_delivery_message(body: bytes) -> DeliveryMessage:
             attempt=int(data.get("attempt", 1)),
             claim=bool(data.get("claim", False)),
             batch_id=str(data.get("batch", "")),
+            seq=None if data.get("seq") is None else int(data["seq"]),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise MalformedMessage(f"missing or invalid field: {error}") from error

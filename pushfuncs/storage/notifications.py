@@ -1,26 +1,43 @@
-"""Notification status: one partition per notification, a summary row plus one row per target.
+"""Notification status: one partition per notification.
 
-Each delivery writes only its own targets' rows (in entity-group transactions of up to 100),
-so many deliveries can record outcomes at once without a hot entity; a status read is one
-single-partition query.
+Rows: `summary`; `p:<seq>` fan-out progress (targets in delivery batch `seq`); `c:<seq>` the
+claim of a delivery batch; `b:<batch>:a<attempt>` the outcomes of one delivery batch attempt,
+as compact JSON (one write per batch of up to 100 targets, not one per target). Each delivery
+writes only its own rows, so many deliveries record outcomes at once without a hot entity;
+a status read is one single-partition query that merges the batch rows (later attempts win).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import TableTransactionError
 from azure.data.tables.aio import TableClient
 
 SUMMARY = "summary"
-TARGET_PREFIX = "t:"
 PAGE_PREFIX = "p:"
-MAX_BATCH = 100
-FINAL_STATES = ("delivered", "failed")
+CLAIM_PREFIX = "c:"
+BATCH_PREFIX = "b:"
+# A Table Storage string property holds at most 32K characters; outcomes are split across
+# properties O0, O1, ... of this size.
+CHUNK_CHARS = 30_000
+
+# Compact JSON field names of a stored outcome.
+_FIELDS = {
+    "status": "s",
+    "attempts": "a",
+    "reason": "r",
+    "status_code": "c",
+    "wns_status": "w",
+    "error_description": "e",
+    "msg_id": "m",
+    "debug_trace": "t",
+    "ms_cv": "v",
+    "device_connection_status": "d",
+    "channel_removed": "x",
+}
 
 
 @dataclass
@@ -41,45 +58,16 @@ class TargetOutcome:
     device_connection_status: str | None = None
     channel_removed: bool = False
 
-    def to_entity(self, notification_id: str) -> dict[str, object]:
-        entity: dict[str, object] = {
-            "PartitionKey": notification_id,
-            "RowKey": TARGET_PREFIX + self.installation_id,
-            "Status": self.status,
-            "Attempts": self.attempts,
-            "UpdatedAt": self.updated_at,
-            "ChannelRemoved": self.channel_removed,
-        }
-        optional = {
-            "Reason": self.reason,
-            "StatusCode": self.status_code,
-            "WnsStatus": self.wns_status,
-            "ErrorDescription": self.error_description,
-            "MsgId": self.msg_id,
-            "DebugTrace": self.debug_trace,
-            "MsCv": self.ms_cv,
-            "DeviceConnectionStatus": self.device_connection_status,
-        }
-        entity.update({k: v for k, v in optional.items() if v is not None})
-        return entity
+    def to_compact(self) -> dict[str, object]:
+        values = {short: getattr(self, name) for name, short in _FIELDS.items()}
+        return {k: v for k, v in values.items() if v is not None and v is not False}
 
     @classmethod
-    def from_entity(cls, entity: dict[str, object]) -> TargetOutcome:
-        return cls(
-            installation_id=str(entity["RowKey"])[len(TARGET_PREFIX) :],
-            status=str(entity["Status"]),
-            attempts=int(entity.get("Attempts") or 0),  # type: ignore[arg-type]
-            updated_at=entity["UpdatedAt"],  # type: ignore[arg-type]
-            reason=entity.get("Reason"),  # type: ignore[arg-type]
-            status_code=entity.get("StatusCode"),  # type: ignore[arg-type]
-            wns_status=entity.get("WnsStatus"),  # type: ignore[arg-type]
-            error_description=entity.get("ErrorDescription"),  # type: ignore[arg-type]
-            msg_id=entity.get("MsgId"),  # type: ignore[arg-type]
-            debug_trace=entity.get("DebugTrace"),  # type: ignore[arg-type]
-            ms_cv=entity.get("MsCv"),  # type: ignore[arg-type]
-            device_connection_status=entity.get("DeviceConnectionStatus"),  # type: ignore[arg-type]
-            channel_removed=bool(entity.get("ChannelRemoved")),
-        )
+    def from_compact(cls, installation_id: str, data: dict[str, object], updated_at: datetime) -> TargetOutcome:
+        fields = {name: data.get(short) for name, short in _FIELDS.items()}
+        fields["channel_removed"] = bool(fields["channel_removed"])
+        fields["attempts"] = int(fields["attempts"] or 1)  # type: ignore[call-overload]
+        return cls(installation_id=installation_id, updated_at=updated_at, **fields)  # type: ignore[arg-type]
 
     def to_api(self) -> dict[str, object]:
         body: dict[str, object] = {
@@ -160,57 +148,49 @@ class NotificationStore:
             {"PartitionKey": notification_id, "RowKey": f"{PAGE_PREFIX}{seq:08d}", "Count": count}
         )
 
-    async def claim(self, notification_id: str, installation_ids: list[str], batch_id: str, now: datetime) -> list[str]:
-        """Mark targets "sending" for this batch; returns those this batch may send to: the
-        unclaimed ones, and its own unfinished ones (the same message, redelivered)."""
-        rows = []
-        for installation_id in installation_ids:
-            row = TargetOutcome(installation_id=installation_id, status="sending", attempts=1, updated_at=now)
-            rows.append(row.to_entity(notification_id) | {"Batch": batch_id})
-        claimed: list[str] = []
-        for start in range(0, len(rows), MAX_BATCH):
-            chunk = rows[start : start + MAX_BATCH]
-            try:
-                await self._table.submit_transaction([("create", row) for row in chunk])
-                claimed.extend(str(row["RowKey"])[len(TARGET_PREFIX) :] for row in chunk)
-                continue
-            except (TableTransactionError, ResourceExistsError):
-                pass  # some are claimed already: decide one by one
-            for row in chunk:
-                installation_id = str(row["RowKey"])[len(TARGET_PREFIX) :]
-                try:
-                    await self._table.create_entity(row)
-                except ResourceExistsError:
-                    existing = await self._table.get_entity(notification_id, str(row["RowKey"]))
-                    if existing.get("Batch") != batch_id or existing.get("Status") != "sending":
-                        continue  # another batch's, or finished
-                claimed.append(installation_id)
-        return claimed
+    async def claim_batch(self, notification_id: str, seq: int, batch_id: str) -> bool:
+        """Claim fan-out batch `seq` for the message `batch_id`. False if another message
+        (the same page expanded twice after a crash) has claimed it: that one sends."""
+        row = {"PartitionKey": notification_id, "RowKey": f"{CLAIM_PREFIX}{seq:08d}", "Batch": batch_id}
+        try:
+            await self._table.create_entity(row)
+            return True
+        except ResourceExistsError:
+            existing = await self._table.get_entity(notification_id, row["RowKey"])
+            return existing.get("Batch") == batch_id  # the same message, delivered again
 
-    async def record_outcomes(self, notification_id: str, outcomes: Iterable[TargetOutcome]) -> int:
-        """Write target rows in transactions of up to 100; returns the number of transactions."""
-        rows = [outcome.to_entity(notification_id) for outcome in outcomes]
-        transactions = 0
-        for start in range(0, len(rows), MAX_BATCH):
-            chunk = rows[start : start + MAX_BATCH]
-            if len(chunk) == 1:
-                await self._table.upsert_entity(chunk[0])
-            else:
-                await self._table.submit_transaction([("upsert", row) for row in chunk])
-            transactions += 1
-        return transactions
+    async def record_outcomes(
+        self, notification_id: str, batch_key: str, attempt: int, outcomes: list[TargetOutcome], now: datetime
+    ) -> None:
+        """Write the outcomes of one delivery batch attempt as one row."""
+        text = json.dumps({o.installation_id: o.to_compact() for o in outcomes}, separators=(",", ":"))
+        row: dict[str, object] = {
+            "PartitionKey": notification_id,
+            "RowKey": f"{BATCH_PREFIX}{batch_key}:a{attempt:03d}",
+            "UpdatedAt": now,
+        }
+        for index in range(0, max(len(text), 1), CHUNK_CHARS):
+            row[f"O{index // CHUNK_CHARS}"] = text[index : index + CHUNK_CHARS]
+        await self._table.upsert_entity(row)
 
     async def get(self, notification_id: str, max_targets: int = 100) -> NotificationRecord | None:
         summary: dict[str, object] | None = None
-        outcomes: list[TargetOutcome] = []
+        merged: dict[str, TargetOutcome] = {}
         expanded = 0
         try:
             entities = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": notification_id})
             async for entity in entities:
                 if entity["RowKey"] == SUMMARY:
                     summary = entity
-                elif str(entity["RowKey"]).startswith(TARGET_PREFIX):
-                    outcomes.append(TargetOutcome.from_entity(entity))
+                elif str(entity["RowKey"]).startswith(BATCH_PREFIX):
+                    # Rows come in RowKey order: a later attempt of a batch overrides an earlier one.
+                    text = "".join(str(entity.get(f"O{i}", "")) for i in range(len(entity)) if f"O{i}" in entity)
+                    for installation_id, data in json.loads(text or "{}").items():
+                        merged[installation_id] = TargetOutcome.from_compact(
+                            installation_id,
+                            data,
+                            entity["UpdatedAt"],  # type: ignore[arg-type]
+                        )
                 elif str(entity["RowKey"]).startswith(PAGE_PREFIX):
                     expanded += int(entity.get("Count") or 0)  # type: ignore[call-overload]
         except ResourceNotFoundError:
@@ -225,7 +205,7 @@ class NotificationStore:
             targeted=summary.get("Targeted"),  # type: ignore[arg-type]
             state=str(summary.get("State") or "accepted"),
             reason=summary.get("Reason"),  # type: ignore[arg-type]
-            outcomes=outcomes,
+            outcomes=list(merged.values()),
             expanded=expanded,
             fanout_done=bool(summary.get("FanoutDone")),
             send_at=summary.get("SendAt"),  # type: ignore[arg-type]

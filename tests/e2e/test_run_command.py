@@ -237,9 +237,14 @@ def _fresh_app() -> func.FunctionApp:
 
 
 async def test_a_message_that_always_fails_ends_in_poison_and_failed(
-    app_env: dict[str, str], azurite: Azurite, sandbox_client: SandboxClient, tmp_path: Path
+    app_env: dict[str, str],
+    azurite: Azurite,
+    sandbox_client: SandboxClient,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from tests.harness import call_http
+    from pushfuncs.storage.notifications import NotificationStore
+    from tests.harness import call_http, refuse_outcome_writes
 
     # A registered device, a notification record and its queue message, made by the functions
     # themselves while no listener runs.
@@ -268,14 +273,15 @@ async def test_a_message_that_always_fails_ends_in_poison_and_failed(
         with contextlib.suppress(Exception):
             await queue.create_queue()
         await queue.clear_messages()
-        # A target id Table Storage refuses as a key: every attempt raises.
+        # Storage refuses every outcome write: each attempt raises.
+        monkeypatch.setattr(NotificationStore, "record_outcomes", refuse_outcome_writes)
         bad = {
             "v": 1,
             "id": notification_id,
             "type": "toast",
             "payload": base64.b64encode(TOAST.encode()).decode(),
             "options": {},
-            "targets": [{"i": "bad/key", "c": channel["channelUri"]}],
+            "targets": [{"i": "poison-pc", "c": channel["channelUri"]}],
             "attempt": 1,
         }
         await queue.send_message(json.dumps(bad))

@@ -10,8 +10,9 @@ import pytest
 
 from pushfuncs.context import get_context
 from pushfuncs.metrics import metrics
+from pushfuncs.storage.notifications import NotificationStore
 from sandbox import SandboxClient
-from tests.harness import QueueDriver, call_http
+from tests.harness import QueueDriver, call_http, refuse_outcome_writes
 
 TOAST = (
     '<toast launch="action=open"><visual><binding template="ToastGeneric">'
@@ -336,12 +337,13 @@ async def test_malformed_messages_go_to_poison_without_crashing(app_env: dict[st
 
 
 async def test_a_message_that_always_fails_ends_in_poison_and_failed(
-    app_env: dict[str, str], device: dict[str, Any]
+    app_env: dict[str, str], device: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     accepted = await send({"type": "toast", "payload": TOAST, "target": {"installationId": device["id"]}})
     notification_id = accepted.body["id"]
     queue = driver(app_env)
-    # Replace the real message with one whose target id Table Storage refuses as a key.
+    # Storage refuses every outcome write: each attempt raises.
+    monkeypatch.setattr(NotificationStore, "record_outcomes", refuse_outcome_writes)
     await queue.queue.clear_messages()
     bad = {
         "v": 1,
@@ -349,7 +351,7 @@ async def test_a_message_that_always_fails_ends_in_poison_and_failed(
         "type": "toast",
         "payload": base64.b64encode(TOAST.encode()).decode(),
         "options": {},
-        "targets": [{"i": "bad/key", "c": device["channelUri"]}],
+        "targets": [{"i": device["id"], "c": device["channelUri"]}],
         "attempt": 1,
     }
     await queue.queue.send_message(json.dumps(bad))
