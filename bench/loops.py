@@ -118,3 +118,20 @@ async def measured(
         server_cpu=process_cpu_seconds(sandbox_pid) - server_before,
         note=note,
     )
+
+
+async def app_client_loop(channels: list[str], token: str, count: int, concurrency: int = 100) -> tuple[int, float]:
+    """The app's own WNS HTTP client (pushfuncs.http_transport.WnsHttpClient) alone."""
+    from pushfuncs.http_transport import WnsHttpClient
+
+    headers = wns_headers(token)
+    client = WnsHttpClient(max_connections=concurrency)
+    try:
+
+        async def post(uri: str) -> bool:
+            return (await client.post(uri, headers, TOAST)).status == 200
+
+        await _run_workers(channels, concurrency, concurrency, post)
+        return await _run_workers(channels, count, concurrency, post)
+    finally:
+        await client.close()

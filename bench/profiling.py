@@ -42,7 +42,7 @@ STAGES: tuple[tuple[str, str, str], ...] = (
         "submit_transaction",
     ),
     ("WNS POST: httpx client layer, without the transport (URL parsing, models)", "httpx/_client.py", "post"),
-    ("WNS POST: aiohttp transport (HTTP/1.1 + TLS I/O)", "pushfuncs/http_transport.py", "handle_async_request"),
+    ("WNS POST: the app's aiohttp client (HTTP/1.1 + TLS I/O)", "pushfuncs/http_transport.py", "post"),
     ("Queue receive/delete (azure-storage-queue)", "_queue_client_async.py", "delete_message"),
     ("App: WNS headers + correlation vector", "pushfuncs/wns.py", "build_wns_headers"),
     ("App: classify WNS response", "pushfuncs/wns.py", "classify_wns_response"),

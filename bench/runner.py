@@ -174,15 +174,11 @@ async def _measure(services: Services, sizes: Sizes, options: Options, results: 
             sandbox.process.pid,
         )
     )
-    from pushfuncs.http_transport import AiohttpTransport
-
-    log(f"httpx over the app's aiohttp transport, {sizes.httpx_aiohttp} sends")
+    log(f"the app's WNS HTTP client alone, {sizes.httpx_aiohttp} sends")
     results.others.append(
         await loops.measured(
-            "httpx over the app's AiohttpTransport (the engine's HTTP layer alone), C=100",
-            lambda: loops.httpx_loop(
-                channels, token, sandbox.ca_path, sizes.httpx_aiohttp, transport=AiohttpTransport(100)
-            ),
+            "The app's WnsHttpClient alone (the engine's HTTP layer), C=100",
+            lambda: loops.app_client_loop(channels, token, sizes.httpx_aiohttp),
             sizes.httpx_aiohttp,
             sandbox.process.pid,
         )

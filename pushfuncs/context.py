@@ -11,11 +11,10 @@ import contextlib
 import logging
 import weakref
 
-import httpx
 from azure.core.exceptions import ResourceExistsError
 
 from pushfuncs.config import Settings, get_settings
-from pushfuncs.http_transport import AiohttpTransport
+from pushfuncs.http_transport import WnsHttpClient
 from pushfuncs.services.suspension import SendingSwitch
 from pushfuncs.services.tokens import EntraTokenSource, TokenVault, WnsTokenProvider
 from pushfuncs.storage.clients import StorageClients, create_storage_clients
@@ -25,8 +24,6 @@ from pushfuncs.storage.notifications import NotificationStore
 from pushfuncs.storage.queues import MessageQueue
 
 logger = logging.getLogger(__name__)
-
-WNS_TIMEOUT = httpx.Timeout(connect=5.0, read=15.0, write=10.0, pool=10.0)
 
 
 class AppContext:
@@ -44,16 +41,16 @@ class AppContext:
         self.poison_queue = MessageQueue(self.storage.queues, settings.poison_queue)
         self.fanout_queue = MessageQueue(self.storage.queues, settings.fanout_queue)
         self.fanout_poison_queue = MessageQueue(self.storage.queues, f"{settings.fanout_queue}-poison")
-        self._http: httpx.AsyncClient | None = None
+        self._http: WnsHttpClient | None = None
         self._tokens: WnsTokenProvider | None = None
         self._ready = False
         self._ready_lock = asyncio.Lock()
 
     @property
-    def http(self) -> httpx.AsyncClient:
+    def http(self) -> WnsHttpClient:
         """One pooled HTTP client per process for every WNS send; never follows redirects."""
         if self._http is None:
-            self._http = httpx.AsyncClient(transport=AiohttpTransport(), timeout=WNS_TIMEOUT, follow_redirects=False)
+            self._http = WnsHttpClient()
         return self._http
 
     @property
@@ -81,7 +78,7 @@ class AppContext:
 
     async def close(self) -> None:
         if self._http is not None:
-            await self._http.aclose()
+            await self._http.close()
         if self._tokens is not None:
             await self._tokens.close()
         await self.storage.close()

@@ -13,8 +13,7 @@ import random
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-
-import httpx
+from typing import Protocol
 
 MAX_PAYLOAD_BYTES = 5000
 MAX_TAG_LENGTH = 16
@@ -195,7 +194,7 @@ def _retry_after_seconds(headers: Mapping[str, str]) -> float | None:
 def classify_wns_response(status_code: int, headers: Mapping[str, str]) -> WnsResult:
     """Map one WNS response to the action the sender must take.
 
-    `headers` must be case-insensitive (httpx.Headers is); never assume a header is present.
+    `headers` must be case-insensitive; never assume a header is present.
     """
     wns_status = (headers.get("x-wns-status") or headers.get("x-wns-notificationstatus") or "").strip()
     wns_status = wns_status.lower() or None
@@ -229,10 +228,12 @@ def classify_wns_response(status_code: int, headers: Mapping[str, str]) -> WnsRe
     )
 
 
-def classify_transport_error(error: httpx.TransportError) -> WnsResult:
+def classify_transport_error(timed_out: bool, detail: str = "") -> WnsResult:
     """A send that got no response: timeouts and connection errors are retried."""
-    rule = TIMEOUT if isinstance(error, httpx.TimeoutException) else NETWORK_ERROR
-    return WnsResult(action=rule.action, reason=f"{rule.reason} ({type(error).__name__})", metric=rule.metric)
+    rule = TIMEOUT if timed_out else NETWORK_ERROR
+    return WnsResult(
+        action=rule.action, reason=f"{rule.reason} ({detail})" if detail else rule.reason, metric=rule.metric
+    )
 
 
 def backoff_seconds(
@@ -250,22 +251,28 @@ def backoff_seconds(
     return (rng or random).uniform(ceiling / 2, ceiling)
 
 
-async def post_to_channel(
-    client: httpx.AsyncClient,
-    channel_uri: str,
-    headers: Mapping[str, str],
-    body: bytes,
-    timeout: httpx.Timeout | None = None,
-) -> WnsResult:
+class Answer(Protocol):
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+
+class HttpPoster(Protocol):
+    """The one injected I/O dependency: POST a body, return status and case-insensitive headers,
+    raise an exception with a `timed_out` attribute when nothing came back."""
+
+    async def post(self, url: str, headers: Mapping[str, str], body: bytes) -> Answer: ...
+
+
+async def post_to_channel(client: HttpPoster, channel_uri: str, headers: Mapping[str, str], body: bytes) -> WnsResult:
     """POST one notification to one channel URI and classify what came back."""
     try:
-        response = await client.post(
-            channel_uri,
-            content=body,
-            headers=dict(headers),
-            follow_redirects=False,
-            timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-        )
-    except httpx.TransportError as error:
-        return classify_transport_error(error)
-    return classify_wns_response(response.status_code, response.headers)
+        answer = await client.post(channel_uri, headers, body)
+    except Exception as error:
+        timed_out = getattr(error, "timed_out", None)
+        if timed_out is None:
+            raise
+        return classify_transport_error(bool(timed_out), str(error))
+    return classify_wns_response(answer.status, answer.headers)

@@ -71,13 +71,7 @@ class DeliveryService:
         ):
             metrics.add("delivery.duplicates.skipped", len(message.targets))
             return
-        semaphore = asyncio.Semaphore(MAX_CONCURRENT_SENDS)
-
-        async def send(target: DeliveryTarget) -> tuple[DeliveryTarget, WnsResult]:
-            async with semaphore:
-                return target, await self._send_one(message, target)
-
-        results = await asyncio.gather(*(send(t) for t in message.targets))
+        results = await self._send_all(message)
         outcomes: list[TargetOutcome] = []
         retries: dict[int, list[DeliveryTarget]] = defaultdict(list)
         for target, result in results:
@@ -94,10 +88,23 @@ class DeliveryService:
             message.notification_id, message.batch_key, message.attempt, outcomes, self._clock()
         )
 
-    async def _send_one(self, message: DeliveryMessage, target: DeliveryTarget) -> WnsResult:
+    async def _send_all(self, message: DeliveryMessage) -> list[tuple[DeliveryTarget, WnsResult]]:
+        """Send to every target with a few workers (not a task per target: less overhead)."""
         suspended = await self._ctx.sending.suspended_reason()
         if suspended is not None:
-            return WnsResult(action=Action.FAIL, reason=f"sending suspended: {suspended}", metric="wns.suspended")
+            refused = WnsResult(action=Action.FAIL, reason=f"sending suspended: {suspended}", metric="wns.suspended")
+            return [(target, refused) for target in message.targets]
+        results: list[tuple[DeliveryTarget, WnsResult]] = []
+        pending = iter(message.targets)
+
+        async def worker() -> None:
+            for target in pending:
+                results.append((target, await self._send_one(message, target)))
+
+        await asyncio.gather(*(worker() for _ in range(min(MAX_CONCURRENT_SENDS, len(message.targets)))))
+        return results
+
+    async def _send_one(self, message: DeliveryMessage, target: DeliveryTarget) -> WnsResult:
         tokens = self._ctx.tokens
         try:
             token = await tokens.get_token()

@@ -22,6 +22,7 @@ from pushfuncs.metrics import metrics
 from sandbox import SandboxClient
 from tests.harness import QueueDriver, app_environment, call_http
 from tests.reliability.support import counts_delta, payload_counts, register_many, toast
+from tests.reliability.test_retry_outcomes import SPLIT_RETRY_BUG
 
 TAGGED = 100
 TAG_SENDS = 20
@@ -31,6 +32,7 @@ SEED = 9
 # Duplicates happen only when a send is accepted but its outcome is not recorded; none of the
 # faults here does that, so any duplicate would be a bug. The bound leaves room for a host retry.
 MAX_DUPLICATE_RATE = 0.005
+SETTLED = ("delivered", "partiallyDelivered", "failed")
 
 
 @pytest.fixture
@@ -88,6 +90,7 @@ async def deliver_everything(env: dict[str, str], sandbox_client: SandboxClient,
         await delivery.close()
 
 
+@pytest.mark.xfail(strict=True, reason=SPLIT_RETRY_BUG)
 async def test_every_notification_is_accounted_for_under_a_fault_mix(
     soak_env: dict[str, str], sandbox_client: SandboxClient
 ) -> None:
@@ -114,49 +117,51 @@ async def test_every_notification_is_accounted_for_under_a_fault_mix(
         body = {"type": "toast", "payload": payload, "target": {"installationId": f"soak-s{i:03d}"}}
         sends[await post_notification(body)] = payload
 
+    tokens_before = sandbox_client.stats()["tokenRequests"]
     stats_before = sandbox_client.stats()["wnsSends"]
     metrics_before = metrics.snapshot()
     sandbox_client.set_fault_mix(FAULT_MIX, seed=SEED, retry_after=1, timeout_seconds=2)
     driven = await deliver_everything(soak_env, sandbox_client, timeout=170)
     sandbox_client.set_fault_mix()
     stats_after = sandbox_client.stats()["wnsSends"]
+    tokens_after = sandbox_client.stats()["tokenRequests"]
 
     inboxes = payload_counts(sandbox_client, list(installation_of.values()))
     totals: Counter[str] = Counter()
     failed_by_reason: Counter[str] = Counter()
+    left: Counter[str] = Counter()  # targets neither delivered nor failed, by status
     duplicates = 0
     problems: list[str] = []
     for notification_id, payload in sends.items():
         summary = await notification_status(notification_id)
         counts = summary["counts"]
-        targets = summary["targets"]
-        assert len(targets) == counts["targeted"], "every target is listed (at most 100 per notification)"
-        assert counts["pending"] == 0 and counts.get("retrying", 0) == 0, (notification_id, counts)
-        assert counts["delivered"] + counts["failed"] == counts["targeted"], (notification_id, counts)
-        assert summary["status"] in ("delivered", "partiallyDelivered", "failed"), summary["status"]
-        for key in ("targeted", "delivered", "failed"):
+        targets = {t["installationId"]: t for t in summary["targets"]}
+        for key in ("targeted", "delivered", "failed", "pending"):
             totals[key] += counts[key]
-        for target in targets:
-            received = inboxes[installation_of[target["installationId"]]][payload]
+        if len(targets) != counts["targeted"]:  # every target is listed (at most 100 per notification)
+            problems.append(f"{notification_id}: {len(targets)} targets listed, {counts['targeted']} targeted")
+        if counts["delivered"] + counts["failed"] != counts["targeted"] or summary["status"] not in SETTLED:
+            problems.append(f"{notification_id}: {summary['status']} {counts}")
+        for installation_id, target in targets.items():
+            received = inboxes[installation_of[installation_id]][payload]
+            duplicates += max(0, received - 1)
+            where = f"{notification_id}/{installation_id}"
             if target["status"] == "delivered":
                 if received < 1:
-                    problems.append(f"{notification_id}/{target['installationId']}: delivered, not received")
-                duplicates += max(0, received - 1)
+                    problems.append(f"{where}: delivered, not received")
             elif target["status"] == "failed":
-                if not target.get("reason"):
-                    problems.append(f"{notification_id}/{target['installationId']}: failed without a reason")
-                if received:
-                    problems.append(f"{notification_id}/{target['installationId']}: failed, yet received")
                 failed_by_reason[str(target.get("reason"))] += 1
+                if not target.get("reason"):
+                    problems.append(f"{where}: failed without a reason")
+                if received:
+                    problems.append(f"{where}: failed, yet received {received} time(s)")
             else:
-                problems.append(f"{notification_id}/{target['installationId']}: left {target['status']}")
-    assert problems == [], problems[:10]
+                left[target["status"]] += 1
+                problems.append(
+                    f"{where}: left {target['status']} after attempt {target['attempts']}, received {received}"
+                )
     expected_targets = TAG_SENDS * TAGGED + SINGLES
-    assert totals["targeted"] == expected_targets
-    assert totals["delivered"] + totals["failed"] == expected_targets
-    assert sum(failed_by_reason.values()) == totals["failed"]
-    # Nothing arrived that was not sent by these notifications.
-    assert sum(sum(c.values()) for c in inboxes.values()) == totals["delivered"] + duplicates
+    received_total = sum(sum(c.values()) for c in inboxes.values())
 
     by_status = counts_delta(stats_after["byStatus"], stats_before["byStatus"])
     by_outcome = counts_delta(stats_after["byOutcome"], stats_before["byOutcome"])
@@ -165,19 +170,28 @@ async def test_every_notification_is_accounted_for_under_a_fault_mix(
     print(
         "\nSOAK RESULTS",
         f"\n  notifications: {len(sends)} ({TAG_SENDS} tag sends x {TAGGED} installations + {SINGLES} single sends)",
-        f"\n  targeted: {totals['targeted']}  delivered: {totals['delivered']}  failed: {totals['failed']}  pending: 0",
-        f"\n  failed by reason: {dict(failed_by_reason) or '{}'}",
-        f"\n  duplicates (received more than once): {duplicates}",
-        f"\n  WNS sends: {sum(by_status.values())}  by status: {by_status}",
+        f"\n  targeted: {totals['targeted']}  delivered: {totals['delivered']}  failed: {totals['failed']}"
+        f"  pending: {totals['pending']} {dict(left) or ''}",
+        f"\n  failed by reason: {dict(failed_by_reason)}",
+        f"\n  received by the channels: {received_total}; duplicates (same notification received twice): {duplicates}",
+        f"\n  WNS sends: {sum(by_status.values()) + by_outcome.get('connectionDropped', 0)}  by status: {by_status}",
         f"\n  WNS outcomes: {by_outcome}",
-        f"\n  faults injected: {sum(faults.values()) + by_outcome.get('connectionDropped', 0)}"
-        f" (non-200 answers {faults}, connections dropped or timed out: {by_outcome.get('connectionDropped', 0)},"
+        f"\n  faults injected: {sum(faults.values()) - faults.get('401', 0) + by_outcome.get('connectionDropped', 0)}"
+        f" + {faults.get('401', 0)} 401s after the revocation"
+        f" (connections dropped or timed out: {by_outcome.get('connectionDropped', 0)},"
         f" 200 dropped: {by_outcome.get('dropped', 0)})",
         f"\n  app: retries enqueued {app_metrics.get('delivery.retries.enqueued', 0)},"
-        f" 401s {app_metrics.get('wns.invalidtoken', 0)}, host-level failures {driven['invocationFailures']},"
-        f" delivery invocations {driven['deliveryInvocations']}",
+        f" token refreshes after 401 {app_metrics.get('wns.invalidtoken', 0)},"
+        f" Entra token requests {tokens_after['issued'] - tokens_before['issued']},"
+        f" delivery invocations {driven['deliveryInvocations']}, that raised {driven['invocationFailures']}",
         f"\n  wall time: {time.monotonic() - started:.0f} s",
     )
-    assert by_status.get("401", 0) >= 1, "the token revocation must have been seen"
+    assert problems == [], f"{len(problems)} problems: {problems[:10]}"
+    assert totals["targeted"] == expected_targets
+    assert totals["delivered"] + totals["failed"] == expected_targets
+    assert sum(failed_by_reason.values()) == totals["failed"]
+    # Nothing arrived that these notifications did not send.
+    assert received_total == totals["delivered"] + duplicates
+    assert faults.get("401", 0) >= 1, "the token revocation must have been seen"
     assert sum(faults.values()) >= 100, by_status
     assert duplicates <= MAX_DUPLICATE_RATE * expected_targets, duplicates
