@@ -16,6 +16,14 @@ from defusedxml.ElementTree import fromstring as parse_xml_safely
 from pushfuncs.channel_uri import HostPattern, InvalidChannelUri, validate_channel_uri
 from pushfuncs.errors import ApiError, InvalidField
 from pushfuncs.tag_expression import InvalidTagExpression, parse_tag_expression
+from pushfuncs.templates import (
+    INCOMING_CALL,
+    INCOMING_CALL_TEMPLATE,
+    Template,
+    TemplateError,
+    incoming_call_properties,
+    render,
+)
 from pushfuncs.wns import MAX_PAYLOAD_BYTES, MAX_TAG_LENGTH, NotificationType, WnsOptions
 
 MAX_BODY_BYTES = 64 * 1024
@@ -96,13 +104,55 @@ class InstallationRequest:
     user_id: str | None
     tags: list[str]
     expires_at: datetime
+    templates: dict[str, Template] = field(default_factory=dict)
+
+
+MAX_TEMPLATES = 10
+MAX_TEMPLATES_CHARS = 30_000  # all templates together: they are copied into index rows
+_TEMPLATE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def parse_templates(value: object) -> dict[str, Template]:
+    """`templates`: {name: {"type": ..., "body": "...$(property)..."}}."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidField("templates", 'must be an object: {"name": {"type": "toast", "body": "..."}}')
+    if len(value) > MAX_TEMPLATES:
+        raise InvalidField("templates", f"at most {MAX_TEMPLATES} templates per installation")
+    templates: dict[str, Template] = {}
+    for name, spec in value.items():
+        prefix = f"templates.{name}"
+        if not _TEMPLATE_NAME.fullmatch(name):
+            raise InvalidField(prefix, "template names are 1-64 characters of letters, digits and _ . -")
+        if not isinstance(spec, dict):
+            raise InvalidField(prefix, 'must be an object with "type" and "body"')
+        _reject_unknown(spec, {"type", "body"}, f"{prefix}.")
+        try:
+            kind = NotificationType(spec.get("type"))
+        except ValueError as error:
+            raise InvalidField(f"{prefix}.type", 'must be one of "toast", "tile", "badge", "raw"') from error
+        body = spec.get("body")
+        if not isinstance(body, str) or not body:
+            raise InvalidField(f"{prefix}.body", "must be a non-empty string")
+        if len(body.encode("utf-8")) > MAX_PAYLOAD_BYTES:
+            raise InvalidField(f"{prefix}.body", f"is larger than WNS's {MAX_PAYLOAD_BYTES} bytes")
+        if kind.is_xml:
+            try:
+                validate_xml_payload(body.encode("utf-8"), kind)
+            except ApiError as error:
+                raise InvalidField(f"{prefix}.body", error.message.removeprefix("payload: "), "InvalidXml") from error
+        templates[name] = Template(kind, body)
+    if sum(len(t.body) for t in templates.values()) > MAX_TEMPLATES_CHARS:
+        raise InvalidField("templates", f"together at most {MAX_TEMPLATES_CHARS} characters")
+    return templates
 
 
 def parse_installation_request(
     body: bytes, allowed_hosts: tuple[HostPattern, ...], now: datetime
 ) -> InstallationRequest:
     data = parse_json_object(body)
-    _reject_unknown(data, {"channelUri", "userId", "tags", "expiresAt"})
+    _reject_unknown(data, {"channelUri", "userId", "tags", "expiresAt", "templates"})
     if "channelUri" not in data:
         raise InvalidField("channelUri", "is required", "MissingField")
     try:
@@ -124,6 +174,7 @@ def parse_installation_request(
         user_id=_optional_string_id(data, "userId"),
         tags=validate_tags(data.get("tags")),
         expires_at=expires_at,
+        templates=parse_templates(data.get("templates")),
     )
 
 
@@ -293,11 +344,14 @@ class SendRequest:
     target: Target
     options: WnsOptions
     send_at: datetime | None = None
+    # A template send: each device gets `template` rendered with `properties`.
+    template: str | None = None
+    properties: dict[str, str] = field(default_factory=dict)
 
 
 def parse_send_request(body: bytes, now: datetime | None = None) -> SendRequest:
     data = parse_json_object(body)
-    _reject_unknown(data, {"type", "payload", "payloadBase64", "target", "options", "sendAt"})
+    _reject_unknown(data, {"type", "payload", "payloadBase64", "target", "options", "sendAt", "template", "properties"})
     now = now or datetime.now(UTC)
     send_at = None
     if data.get("sendAt") is not None:
@@ -306,18 +360,65 @@ def parse_send_request(body: bytes, now: datetime | None = None) -> SendRequest:
             raise InvalidField("sendAt", "may be at most 7 days ahead (the queue's longest delay)")
         if send_at <= now:
             send_at = None
+    target = parse_target(data.get("target"))
+    options = parse_options(data.get("options"))
+    if "template" in data:
+        return _parse_template_send(data, target, options, send_at)
     raw_type = data.get("type")
     try:
         notification_type = NotificationType(raw_type)
     except ValueError as error:
-        raise InvalidField("type", 'must be one of "toast", "tile", "badge", "raw"') from error
-    payload = _parse_payload(data, notification_type)
+        raise InvalidField("type", 'must be one of "toast", "tile", "badge", "raw" (or give "template")') from error
+    if "properties" in data:
+        raise InvalidField("properties", 'go with "template", not with a payload')
     return SendRequest(
         notification_type=notification_type,
-        payload=payload,
-        target=parse_target(data.get("target")),
-        options=parse_options(data.get("options")),
+        payload=_parse_payload(data, notification_type),
+        target=target,
+        options=options,
         send_at=send_at,
+    )
+
+
+MAX_PROPERTIES_CHARS = 8_000
+
+
+def _parse_template_send(
+    data: dict[str, object], target: Target, options: WnsOptions, send_at: datetime | None
+) -> SendRequest:
+    name = data["template"]
+    if not isinstance(name, str) or not _TEMPLATE_NAME.fullmatch(name):
+        raise InvalidField("template", "must be a template name (1-64 characters of letters, digits and _ . -)")
+    for other in ("type", "payload", "payloadBase64"):
+        if other in data:
+            raise InvalidField(other, 'a template send takes "template" and "properties", not a payload')
+    raw = data.get("properties") or {}
+    if not isinstance(raw, dict):
+        raise InvalidField("properties", "must be an object of names to values")
+    properties: dict[str, str] = {}
+    for key, value in raw.items():
+        if not isinstance(value, (str, int, float, bool)):
+            raise InvalidField(f"properties.{key}", "must be a string, number or boolean")
+        properties[str(key)] = str(value).lower() if isinstance(value, bool) else str(value)
+    if sum(len(k) + len(v) for k, v in properties.items()) > MAX_PROPERTIES_CHARS:
+        raise InvalidField("properties", f"together at most {MAX_PROPERTIES_CHARS} characters")
+    kind = NotificationType.TOAST
+    payload = b""
+    if name == INCOMING_CALL:
+        # The built-in template renders the same for every device: render it once, here.
+        try:
+            payload = render(INCOMING_CALL_TEMPLATE, incoming_call_properties(properties))
+        except TemplateError as error:
+            raise InvalidField("properties", str(error)) from error
+        kind = INCOMING_CALL_TEMPLATE.notification_type
+    return SendRequest(
+        notification_type=kind,
+        payload=payload,
+        target=target,
+        options=options,
+        send_at=send_at,
+        template=None if payload else name,
+        properties=properties,
     )
 
 

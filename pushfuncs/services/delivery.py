@@ -124,8 +124,10 @@ class DeliveryService:
         return result
 
     async def _post(self, message: DeliveryMessage, target: DeliveryTarget, token: str) -> WnsResult:
-        headers = build_wns_headers(message.notification_type, message.options, token, new_correlation_vector())
-        return await post_to_channel(self._ctx.http, target.channel_uri, headers, message.payload)
+        kind = target.notification_type or message.notification_type
+        payload = target.payload if target.payload is not None else message.payload
+        headers = build_wns_headers(kind, message.options, token, new_correlation_vector())
+        return await post_to_channel(self._ctx.http, target.channel_uri, headers, payload)
 
     async def _settle(
         self, message: DeliveryMessage, target: DeliveryTarget, result: WnsResult

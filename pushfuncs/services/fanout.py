@@ -24,10 +24,14 @@ from pushfuncs.services.messages import (
 )
 from pushfuncs.storage.index import tag_partition, user_partition
 from pushfuncs.tag_expression import evaluate, mentioned_tags, parse_tag_expression
+from pushfuncs.templates import Template, TemplateError, render
 
 logger = logging.getLogger(__name__)
 
-BATCH_SIZE = 100  # targets per delivery message (also the entity-group transaction limit)
+BATCH_SIZE = 100  # targets per delivery message at most
+# Characters of targets per message: the queue takes 64 KiB after its own base64 (x4/3),
+# and the message also carries the shared payload.
+MAX_MESSAGE_CHARS = 36_000
 PAGES_PER_INVOCATION = 20
 
 
@@ -60,20 +64,20 @@ class FanoutService:
             if cursor.source >= len(sources):
                 break
             targets, after = await self._page(cursor, sources)
-            if targets:
+            for chunk in _batches(targets):
                 batch = DeliveryMessage(
                     notification_id=cursor.notification_id,
                     notification_type=cursor.notification_type,
                     payload=cursor.payload,
                     options=cursor.options,
-                    targets=tuple(targets),
+                    targets=tuple(chunk),
                     claim=True,
                     # Unique per enqueue: a page expanded twice after a crash claims nothing twice.
                     batch_id=uuid.uuid4().hex,
                     seq=cursor.seq,
                 )
                 await self._ctx.delivery_queue.send(batch.to_dict())
-                await self._ctx.notifications.record_page(cursor.notification_id, cursor.seq, len(targets))
+                await self._ctx.notifications.record_page(cursor.notification_id, cursor.seq, len(chunk))
                 metrics.add("fanout.batches")
                 cursor = replace(cursor, seq=cursor.seq + 1)
             cursor = replace(cursor, after=after) if after else replace(cursor, source=cursor.source + 1, after="")
@@ -91,7 +95,7 @@ class FanoutService:
             chunk = ids[cursor.source * BATCH_SIZE : (cursor.source + 1) * BATCH_SIZE]
             found = await asyncio.gather(*(self._ctx.installations.get(i) for i in chunk))
             live = [f for f in found if f is not None and f.is_live(now)]
-            return [DeliveryTarget(f.installation_id, f.channel_uri) for f in live], ""
+            return [t for f in live if (t := _target(cursor, f.installation_id, f.channel_uri, f.templates))], ""
         partition = sources[cursor.source]
         rows, after = await self._ctx.index.page(partition, cursor.after or None, BATCH_SIZE)
         expression = cursor.target.get("tagExpression")
@@ -103,5 +107,43 @@ class FanoutService:
                 continue
             if node is not None and (not evaluate(node, row.tags) or row.tags & earlier):
                 continue  # not a match, or already sent from an earlier tag's partition
-            targets.append(DeliveryTarget(row.installation_id, row.channel_uri))
+            target = _target(cursor, row.installation_id, row.channel_uri, row.templates)
+            if target is not None:
+                targets.append(target)
         return targets, after or ""
+
+
+def _target(
+    cursor: FanoutMessage, installation_id: str, channel_uri: str, templates: dict[str, Template]
+) -> DeliveryTarget | None:
+    """The delivery target; for a template send, with this device's rendering (None: the
+    installation has no such template, so, as in Notification Hubs, it is not targeted)."""
+    if cursor.template is None:
+        return DeliveryTarget(installation_id, channel_uri)
+    template = templates.get(cursor.template)
+    if template is None:
+        return None
+    try:
+        payload = render(template, cursor.properties)
+    except TemplateError as error:
+        logger.warning("template %s of installation %s not sent: %s", cursor.template, installation_id, error)
+        metrics.add("fanout.template.unrenderable")
+        return None
+    return DeliveryTarget(installation_id, channel_uri, payload, template.notification_type)
+
+
+def _batches(targets: list[DeliveryTarget]) -> list[list[DeliveryTarget]]:
+    """Split targets into delivery messages that fit a queue message (64 KiB, base64-encoded)."""
+    batches: list[list[DeliveryTarget]] = []
+    current: list[DeliveryTarget] = []
+    size = 0
+    for target in targets:
+        cost = len(target.channel_uri) + len(target.installation_id) + 40 + (len(target.payload or b"") * 4 // 3)
+        if current and (len(current) >= BATCH_SIZE or size + cost > MAX_MESSAGE_CHARS):
+            batches.append(current)
+            current, size = [], 0
+        current.append(target)
+        size += cost
+    if current:
+        batches.append(current)
+    return batches

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pushfuncs.wns import NotificationType, WnsOptions
 
@@ -19,6 +19,27 @@ class MalformedMessage(ValueError):
 class DeliveryTarget:
     installation_id: str
     channel_uri: str
+    # A template send: this device's own rendering (and its template's type).
+    payload: bytes | None = None
+    notification_type: NotificationType | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        data: dict[str, object] = {"i": self.installation_id, "c": self.channel_uri}
+        if self.payload is not None and self.notification_type is not None:
+            data["p"] = base64.b64encode(self.payload).decode("ascii")
+            data["t"] = self.notification_type.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> DeliveryTarget:
+        if "p" in data:
+            return cls(
+                str(data["i"]),
+                str(data["c"]),
+                base64.b64decode(str(data["p"]), validate=True),
+                NotificationType(data["t"]),
+            )
+        return cls(str(data["i"]), str(data["c"]))
 
 
 @dataclass(frozen=True)
@@ -45,7 +66,7 @@ class DeliveryMessage:
             "type": self.notification_type.value,
             "payload": base64.b64encode(self.payload).decode("ascii"),
             "options": self.options.to_dict(),
-            "targets": [{"i": t.installation_id, "c": t.channel_uri} for t in self.targets],
+            "targets": [t.to_dict() for t in self.targets],
             "attempt": self.attempt,
             "claim": self.claim,
             "batch": self.batch_id,
@@ -73,7 +94,7 @@ def parse_delivery_message(body: bytes) -> DeliveryMessage:
     if data.get("v") != VERSION:
         raise MalformedMessage(f"unknown message version {data.get('v')!r}")
     try:
-        targets = tuple(DeliveryTarget(str(t["i"]), str(t["c"])) for t in data["targets"])
+        targets = tuple(DeliveryTarget.from_dict(t) for t in data["targets"])
         return DeliveryMessage(
             notification_id=str(data["id"]),
             notification_type=NotificationType(data["type"]),
@@ -101,6 +122,8 @@ class FanoutMessage:
     source: int = 0  # which partition (or id chunk) of the target
     after: str = ""  # the last RowKey done in that partition
     seq: int = 0  # number of the next delivery batch
+    template: str | None = None
+    properties: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -114,6 +137,8 @@ class FanoutMessage:
             "source": self.source,
             "after": self.after,
             "seq": self.seq,
+            "template": self.template,
+            "properties": self.properties,
         }
 
 
@@ -134,6 +159,8 @@ def parse_fanout_message(body: bytes) -> FanoutMessage:
             source=int(data.get("source", 0)),
             after=str(data.get("after", "")),
             seq=int(data.get("seq", 0)),
+            template=data.get("template"),
+            properties={str(k): str(v) for k, v in (data.get("properties") or {}).items()},
         )
     except (KeyError, TypeError, ValueError) as error:
         raise MalformedMessage(f"missing or invalid field: {error}") from error

@@ -27,6 +27,7 @@ async def register_installation(
         channel_uri=request.channel_uri,
         user_id=request.user_id,
         tags=request.tags,
+        templates=request.templates,
         expires_at=request.expires_at,
         created_at=now,
         updated_at=now,

@@ -11,10 +11,13 @@ from datetime import datetime
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
 from pushfuncs.context import AppContext
-from pushfuncs.errors import ApiError, NotFound, StorageUnavailable
+from pushfuncs.errors import ApiError, InvalidField, NotFound, StorageUnavailable
 from pushfuncs.services.messages import DeliveryMessage, DeliveryTarget, FanoutMessage
+from pushfuncs.storage.installations import Installation
 from pushfuncs.storage.notifications import NotificationRecord
+from pushfuncs.templates import TemplateError, render
 from pushfuncs.validation import SendRequest
+from pushfuncs.wns import NotificationType
 
 logger = logging.getLogger(__name__)
 
@@ -57,11 +60,14 @@ async def accept_notification(
                 " or its channel expired",
                 "InstallationNotFound",
             )
+        kind, payload = request.notification_type, request.payload
+        if request.template is not None:
+            kind, payload = _render_for(installation, request.template, request.properties)
         queue = ctx.delivery_queue
         message: dict[str, object] = DeliveryMessage(
             notification_id=notification_id,
-            notification_type=request.notification_type,
-            payload=request.payload,
+            notification_type=kind,
+            payload=payload,
             options=request.options,
             targets=(DeliveryTarget(installation.installation_id, installation.channel_uri),),
         ).to_dict()
@@ -74,6 +80,8 @@ async def accept_notification(
             payload=request.payload,
             options=request.options,
             target=target.to_dict(),
+            template=request.template,
+            properties=request.properties,
         ).to_dict()
         targeted = None
     # Exists already when an idempotent retry resumes an acceptance that was cut short.
@@ -81,7 +89,9 @@ async def accept_notification(
         await ctx.notifications.create(
             NotificationRecord(
                 notification_id=notification_id,
-                notification_type=request.notification_type.value,
+                notification_type=(
+                    f"template:{request.template}" if request.template else request.notification_type.value
+                ),
                 target=target.to_dict(),
                 created_at=now,
                 targeted=targeted,
@@ -100,6 +110,21 @@ async def accept_notification(
     if idempotency_key is not None:
         await _mark_idempotency_key_queued(ctx, idempotency_key)
     return {"id": notification_id, "status": "scheduled" if delay else "accepted"}
+
+
+def _render_for(installation: Installation, name: str, properties: dict[str, str]) -> tuple[NotificationType, bytes]:
+    template = installation.templates.get(name)
+    if template is None:
+        raise ApiError(
+            404,
+            "TemplateNotFound",
+            f"template: installation {installation.installation_id!r} has no template {name!r}",
+            "template",
+        )
+    try:
+        return template.notification_type, render(template, properties)
+    except TemplateError as error:
+        raise InvalidField("template", str(error)) from error
 
 
 def _idempotency_row(key: str) -> tuple[str, str]:

@@ -11,13 +11,14 @@ import contextlib
 import hashlib
 import json
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables.aio import TableClient
 
-from pushfuncs.storage.installations import Installation
+from pushfuncs.storage.installations import Installation, templates_from_json, templates_to_json
+from pushfuncs.templates import Template
 
 EXPIRY_SHARDS = 16
 MAX_BATCH = 100
@@ -59,6 +60,7 @@ class IndexRow:
     channel_uri: str
     expires_at: datetime
     tags: frozenset[str] = frozenset()
+    templates: dict[str, Template] = field(default_factory=dict)
 
 
 class IndexStore:
@@ -74,6 +76,7 @@ class IndexStore:
                     "ChannelUri": installation.channel_uri,
                     "ExpiresAt": installation.expires_at,
                     "Tags": json.dumps(installation.tags),
+                    "Templates": templates_to_json(installation.templates),
                 }
             )
 
@@ -105,6 +108,7 @@ class IndexStore:
                     channel_uri=str(entity.get("ChannelUri") or ""),
                     expires_at=entity["ExpiresAt"],  # type: ignore[arg-type]
                     tags=frozenset(json.loads(str(entity.get("Tags") or "[]"))),
+                    templates=templates_from_json(entity.get("Templates")),
                 )
             )
             if len(rows) >= limit:

@@ -12,6 +12,8 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
+from pushfuncs.templates import Template
+
 ROW_KEY = "installation"
 
 
@@ -24,6 +26,7 @@ class Installation:
     updated_at: datetime
     user_id: str | None = None
     tags: list[str] = field(default_factory=list)
+    templates: dict[str, Template] = field(default_factory=dict)
     etag: str | None = None
 
     def is_live(self, now: datetime) -> bool:
@@ -38,7 +41,17 @@ class Installation:
             "expiresAt": _iso(self.expires_at),
             "createdAt": _iso(self.created_at),
             "updatedAt": _iso(self.updated_at),
+            "templates": {name: t.to_dict() for name, t in self.templates.items()},
         }
+
+
+def templates_to_json(templates: dict[str, Template]) -> str:
+    return json.dumps({name: t.to_dict() for name, t in templates.items()}, separators=(",", ":"))
+
+
+def templates_from_json(text: object) -> dict[str, Template]:
+    data = json.loads(str(text or "{}"))
+    return {name: Template.from_dict(spec) for name, spec in data.items()}
 
 
 def _iso(value: datetime) -> str:
@@ -52,6 +65,7 @@ def _to_entity(installation: Installation) -> dict[str, object]:
         "ChannelUri": installation.channel_uri,
         "UserId": installation.user_id or "",
         "Tags": json.dumps(installation.tags),
+        "Templates": templates_to_json(installation.templates),
         "ExpiresAt": installation.expires_at,
         "CreatedAt": installation.created_at,
         "UpdatedAt": installation.updated_at,
@@ -64,6 +78,7 @@ def _from_entity(entity: dict[str, object]) -> Installation:
         channel_uri=str(entity["ChannelUri"]),
         user_id=str(entity.get("UserId") or "") or None,
         tags=json.loads(str(entity.get("Tags") or "[]")),
+        templates=templates_from_json(entity.get("Templates")),
         expires_at=entity["ExpiresAt"],  # type: ignore[arg-type]
         created_at=entity["CreatedAt"],  # type: ignore[arg-type]
         updated_at=entity["UpdatedAt"],  # type: ignore[arg-type]

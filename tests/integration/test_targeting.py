@@ -214,3 +214,96 @@ async def test_scheduled_send_waits_on_the_queue(app_env: dict[str, str], sandbo
 
 def test_fanout_service_is_plain_code() -> None:
     assert FanoutService.__module__ == "pushfuncs.services.fanout"
+
+
+GREETING = {
+    "type": "toast",
+    "body": '<toast><visual><binding template="ToastGeneric"><text>Hello $(name)</text></binding></visual></toast>',
+}
+GREETING_FR = {
+    "type": "toast",
+    "body": '<toast><visual><binding template="ToastGeneric"><text>Bonjour $(name)</text></binding></visual></toast>',
+}
+
+
+async def test_templates_render_per_device_with_hostile_values_escaped(
+    app_env: dict[str, str], sandbox_client: SandboxClient
+) -> None:
+    from defusedxml.ElementTree import fromstring
+
+    en, fr, plain = (sandbox_client.create_channel() for _ in range(3))
+    for installation_id, channel, templates in (
+        ("tpl-en", en, {"greeting": GREETING}),
+        ("tpl-fr", fr, {"greeting": GREETING_FR}),
+        ("tpl-none", plain, {}),
+    ):
+        body = {"channelUri": channel["channelUri"], "tags": ["tpl"], "templates": templates}
+        put = await call_http(
+            "put_installation", "PUT", f"installations/{installation_id}", body, installationId=installation_id
+        )
+        assert put.status == 201, put.body
+    hostile = '</text><evil/>&amp; "x"'
+    code, accepted = await send({"template": "greeting", "properties": {"name": hostile}, "target": {"tag": "tpl"}})
+    assert code == 202, accepted
+    await drain_all(app_env)
+    (english,) = sandbox_client.inbox(en["channelId"])
+    (french,) = sandbox_client.inbox(fr["channelId"])
+    assert fromstring(english["payload"]).find(".//text").text == f"Hello {hostile}"
+    assert fromstring(french["payload"]).find(".//text").text == f"Bonjour {hostile}"
+    assert fromstring(english["payload"]).find(".//evil") is None
+    assert sandbox_client.inbox(plain["channelId"]) == []  # no such template: not targeted
+    result = await status(accepted["id"])
+    assert result["counts"]["targeted"] == 2 and result["counts"]["delivered"] == 2
+    assert result["type"] == "template:greeting"
+
+    code, _direct = await send(
+        {"template": "greeting", "properties": {"name": "Ada"}, "target": {"installationId": "tpl-fr"}}
+    )
+    assert code == 202
+    code, missing = await send({"template": "greeting", "target": {"installationId": "tpl-none"}})
+    assert code == 404 and missing["error"]["code"] == "TemplateNotFound"
+    await drain_all(app_env)
+    assert "Bonjour Ada" in sandbox_client.inbox(fr["channelId"])[-1]["payload"]
+
+
+async def test_built_in_incoming_call_reaches_every_device_of_the_callee(
+    app_env: dict[str, str], sandbox_client: SandboxClient
+) -> None:
+    phones = [sandbox_client.create_channel() for _ in range(2)]
+    await register_many([(f"callee-{i}", c["channelUri"], "callee", []) for i, c in enumerate(phones)])
+    code, accepted = await send(
+        {
+            "template": "incomingCall",
+            "properties": {"callerName": "Ada", "callId": "call-9", "callType": "video"},
+            "target": {"userId": "callee"},
+            "options": {"X-WNS-TTL": 60, "X-WNS-PRIORITY": 1},
+        }
+    )
+    assert code == 202, accepted
+    await drain_all(app_env)
+    for phone in phones:
+        (toast,) = sandbox_client.inbox(phone["channelId"])
+        assert 'scenario="incomingCall"' in toast["payload"]
+        assert "action=accept&amp;callId=call-9&amp;video=true" in toast["payload"]
+    code, bad = await send({"template": "incomingCall", "properties": {"callId": "x"}, "target": {"userId": "callee"}})
+    assert code == 400 and bad["error"]["field"] == "properties"
+
+
+async def test_bad_templates_are_refused_at_registration(
+    app_env: dict[str, str], sandbox_client: SandboxClient
+) -> None:
+    channel = sandbox_client.create_channel()["channelUri"]
+    for templates, field in (
+        ({"x": {"type": "toast", "body": "<tile/>"}}, "templates.x.body"),
+        ({"x": {"type": "push", "body": "a"}}, "templates.x.type"),
+        ({"bad name": {"type": "raw", "body": "a"}}, "templates.bad name"),
+        ({"x": {"type": "raw", "body": "a", "extra": 1}}, "templates.x.extra"),
+    ):
+        put = await call_http(
+            "put_installation",
+            "PUT",
+            "installations/tpl-bad",
+            {"channelUri": channel, "templates": templates},
+            installationId="tpl-bad",
+        )
+        assert put.status == 400 and put.body["error"]["field"] == field, put.body
