@@ -284,8 +284,11 @@ class Target:
     tag: str | None = None
     tag_expression: str | None = None
     installation_ids: tuple[str, ...] = field(default_factory=tuple)
+    broadcast: bool = False
 
     def to_dict(self) -> dict[str, object]:
+        if self.broadcast:
+            return {"all": True}
         if self.installation_id is not None:
             return {"installationId": self.installation_id}
         if self.user_id is not None:
@@ -298,11 +301,11 @@ class Target:
 
 
 MAX_INSTALLATION_IDS = 1000
-_TARGET_KEYS = ("installationId", "installationIds", "userId", "tag", "tagExpression")
+_TARGET_KEYS = ("installationId", "installationIds", "userId", "tag", "tagExpression", "all")
 
 
 def parse_target(value: object) -> Target:
-    """Exactly one of installationId, installationIds, userId, tag or tagExpression."""
+    """Exactly one of installationId, installationIds, userId, tag, tagExpression or all (broadcast)."""
     if not isinstance(value, dict):
         raise InvalidField("target", 'must be an object such as {"installationId": "..."}', "MissingField")
     _reject_unknown(value, set(_TARGET_KEYS), "target.")
@@ -314,6 +317,10 @@ def parse_target(value: object) -> Target:
     name = f"target.{key}"
     if key == "installationId":
         return Target(installation_id=validate_id(raw, name))
+    if key == "all":
+        if raw is not True:
+            raise InvalidField(name, "must be true (a broadcast to every live installation)")
+        return Target(broadcast=True)
     if key == "userId":
         return Target(user_id=validate_id(raw, name))
     if key == "tag":

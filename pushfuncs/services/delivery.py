@@ -81,11 +81,13 @@ class DeliveryService:
                 retries[delay].append(target)
         # Re-enqueue first: if recording fails afterwards, the message is retried, not lost.
         for delay, targets in retries.items():
-            retry = replace(message, targets=tuple(targets), attempt=message.attempt + 1)
+            retry = replace(
+                message, targets=tuple(targets), attempt=message.attempt + 1, part=f"{message.part}-{delay}"
+            )
             await self._ctx.delivery_queue.send(retry.to_dict(), delay_seconds=delay)
             metrics.add("delivery.retries.enqueued")
         await self._ctx.notifications.record_outcomes(
-            message.notification_id, message.batch_key, message.attempt, outcomes, self._clock()
+            message.notification_id, message.batch_key, message.attempt, outcomes, self._clock(), message.part
         )
 
     async def _send_all(self, message: DeliveryMessage) -> list[tuple[DeliveryTarget, WnsResult]]:

@@ -22,7 +22,7 @@ from pushfuncs.services.messages import (
     MalformedMessage,
     parse_fanout_message,
 )
-from pushfuncs.storage.index import tag_partition, user_partition
+from pushfuncs.storage.index import ALL_SHARDS, all_partition, tag_partition, user_partition
 from pushfuncs.tag_expression import evaluate, mentioned_tags, parse_tag_expression
 from pushfuncs.templates import Template, TemplateError, render
 
@@ -37,6 +37,8 @@ PAGES_PER_INVOCATION = 20
 
 def target_sources(target: dict[str, object]) -> list[str]:
     """The index partitions (or, for id lists, chunk labels) a target is expanded from."""
+    if target.get("all") is True:
+        return [all_partition(shard) for shard in range(ALL_SHARDS)]
     if "userId" in target:
         return [user_partition(str(target["userId"]))]
     if "tag" in target:

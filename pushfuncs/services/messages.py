@@ -54,6 +54,9 @@ class DeliveryMessage:
     claim: bool = False
     batch_id: str = ""
     seq: int | None = None  # the fan-out batch number; None for a direct send
+    # Which retry group of the batch this is: retries of one batch with different delays
+    # travel in separate messages, and each records its outcomes in its own row.
+    part: str = ""
 
     @property
     def batch_key(self) -> str:
@@ -71,6 +74,7 @@ class DeliveryMessage:
             "claim": self.claim,
             "batch": self.batch_id,
             "seq": self.seq,
+            "part": self.part,
         }
 
 
@@ -105,6 +109,7 @@ def parse_delivery_message(body: bytes) -> DeliveryMessage:
             claim=bool(data.get("claim", False)),
             batch_id=str(data.get("batch", "")),
             seq=None if data.get("seq") is None else int(data["seq"]),
+            part=str(data.get("part", "")),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise MalformedMessage(f"missing or invalid field: {error}") from error

@@ -36,6 +36,14 @@ def expiry_key(installation_id: str, expires_at: datetime) -> tuple[str, str]:
     return expiry_partition(expires_at.strftime("%Y%m%d"), shard_of(installation_id)), installation_id
 
 
+ALL_SHARDS = 16
+
+
+def all_partition(shard: int) -> str:
+    """Every installation, sharded: the source of a broadcast."""
+    return f"all-{shard:02d}"
+
+
 def user_partition(user_id: str) -> str:
     return f"user-{user_id}"
 
@@ -46,7 +54,10 @@ def tag_partition(tag: str) -> str:
 
 def index_keys(installation: Installation) -> set[tuple[str, str]]:
     """Every index row (PartitionKey, RowKey) an installation should have."""
-    keys = {expiry_key(installation.installation_id, installation.expires_at)}
+    keys = {
+        expiry_key(installation.installation_id, installation.expires_at),
+        (all_partition(shard_of(installation.installation_id, ALL_SHARDS)), installation.installation_id),
+    }
     if installation.user_id:
         keys.add((user_partition(installation.user_id), installation.installation_id))
     keys.update((tag_partition(tag), installation.installation_id) for tag in installation.tags)

@@ -160,13 +160,20 @@ class NotificationStore:
             return existing.get("Batch") == batch_id  # the same message, delivered again
 
     async def record_outcomes(
-        self, notification_id: str, batch_key: str, attempt: int, outcomes: list[TargetOutcome], now: datetime
+        self,
+        notification_id: str,
+        batch_key: str,
+        attempt: int,
+        outcomes: list[TargetOutcome],
+        now: datetime,
+        part: str = "",
     ) -> None:
         """Write the outcomes of one delivery batch attempt as one row."""
         text = json.dumps({o.installation_id: o.to_compact() for o in outcomes}, separators=(",", ":"))
         row: dict[str, object] = {
             "PartitionKey": notification_id,
-            "RowKey": f"{BATCH_PREFIX}{batch_key}:a{attempt:03d}",
+            # Attempt before part: in RowKey order a later attempt of a target still comes later.
+            "RowKey": f"{BATCH_PREFIX}{batch_key}:a{attempt:03d}" + (f":{part}" if part else ""),
             "UpdatedAt": now,
         }
         for index in range(0, max(len(text), 1), CHUNK_CHARS):

@@ -307,3 +307,19 @@ async def test_bad_templates_are_refused_at_registration(
             installationId="tpl-bad",
         )
         assert put.status == 400 and put.body["error"]["field"] == field, put.body
+
+
+async def test_broadcast_reaches_every_live_installation_once(
+    app_env: dict[str, str], sandbox_client: SandboxClient
+) -> None:
+    channels = [sandbox_client.create_channel()["channelUri"] for _ in range(120)]
+    await register_many([(f"all-{i:03d}", c, None, ["x"] if i % 2 else []) for i, c in enumerate(channels)])
+    code, accepted = await send({"type": "raw", "payload": "to everyone", "target": {"all": True}})
+    assert code == 202
+    await drain_all(app_env)
+    counts = received_counts(sandbox_client)
+    assert [counts[c] for c in channels] == [1] * 120
+    result = await status(accepted["id"])
+    assert result["counts"]["targeted"] == 120 and result["status"] == "delivered"
+    code, body = await send({"type": "raw", "payload": "x", "target": {"all": False}})
+    assert code == 400 and body["error"]["field"] == "target.all"

@@ -15,7 +15,6 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import azure.functions as func
 
@@ -157,28 +156,5 @@ class PersistentAzurite:
         return path.read_text(errors="replace")[-2000:] if path.exists() else ""
 
 
-def sandbox_settings(sandbox: Any) -> dict[str, str]:
-    """What `app_environment` sets, as a plain dict for a subprocess (queues and tables of its own)."""
-    from tests.harness import app_environment
-
-    with app_environment(_NoAzurite(), sandbox) as values:
-        return dict(values)
-
-
-class _NoAzurite:
-    connection_string = ""
-
-
 def counts_delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
     return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
-
-
-def settle_summary(summaries: list[dict[str, Any]]) -> dict[str, Any]:
-    totals: Counter[str] = Counter()
-    reasons: Counter[str] = Counter()
-    for summary in summaries:
-        counts = summary["counts"]
-        for key in ("targeted", "delivered", "failed", "pending", "retrying"):
-            totals[key] += counts.get(key, 0)
-        reasons.update(counts.get("failedByReason", {}))
-    return {"totals": dict(totals), "failedByReason": dict(reasons)}

@@ -11,12 +11,6 @@ from sandbox import SandboxClient
 from tests.harness import QueueDriver, app_environment, call_http
 from tests.reliability.support import register_many, toast
 
-SPLIT_RETRY_BUG = (
-    "DeliveryService.process re-enqueues one retry message per distinct delay, all with attempt+1, and "
-    "NotificationStore.record_outcomes upserts row b:<batch>:a<attempt> for each: the last message's row "
-    "replaces the others, so their targets stay 'retrying' (pending) forever"
-)
-
 
 @pytest.fixture
 async def env(azurite: Azurite, sandbox: object) -> AsyncIterator[dict[str, str]]:
@@ -27,7 +21,6 @@ async def env(azurite: Azurite, sandbox: object) -> AsyncIterator[dict[str, str]
         await close_context()
 
 
-@pytest.mark.xfail(strict=True, reason=SPLIT_RETRY_BUG)
 async def test_targets_retried_after_different_delays_are_all_recorded(
     env: dict[str, str], sandbox_client: SandboxClient
 ) -> None:

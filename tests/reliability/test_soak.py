@@ -22,7 +22,6 @@ from pushfuncs.metrics import metrics
 from sandbox import SandboxClient
 from tests.harness import QueueDriver, app_environment, call_http
 from tests.reliability.support import counts_delta, payload_counts, register_many, toast
-from tests.reliability.test_retry_outcomes import SPLIT_RETRY_BUG
 
 TAGGED = 100
 TAG_SENDS = 20
@@ -90,7 +89,6 @@ async def deliver_everything(env: dict[str, str], sandbox_client: SandboxClient,
         await delivery.close()
 
 
-@pytest.mark.xfail(strict=True, reason=SPLIT_RETRY_BUG)
 async def test_every_notification_is_accounted_for_under_a_fault_mix(
     soak_env: dict[str, str], sandbox_client: SandboxClient
 ) -> None:
@@ -167,6 +165,8 @@ async def test_every_notification_is_accounted_for_under_a_fault_mix(
     by_outcome = counts_delta(stats_after["byOutcome"], stats_before["byOutcome"])
     faults = {k: v for k, v in by_status.items() if k != "200"}
     app_metrics = counts_delta(metrics.snapshot(), metrics_before)
+    errors = {k: v for k, v in faults.items() if k != "401"}
+    injected = sum(errors.values()) + by_outcome.get("connectionDropped", 0) + by_outcome.get("dropped", 0)
     print(
         "\nSOAK RESULTS",
         f"\n  notifications: {len(sends)} ({TAG_SENDS} tag sends x {TAGGED} installations + {SINGLES} single sends)",
@@ -176,12 +176,11 @@ async def test_every_notification_is_accounted_for_under_a_fault_mix(
         f"\n  received by the channels: {received_total}; duplicates (same notification received twice): {duplicates}",
         f"\n  WNS sends: {sum(by_status.values()) + by_outcome.get('connectionDropped', 0)}  by status: {by_status}",
         f"\n  WNS outcomes: {by_outcome}",
-        f"\n  faults injected: {sum(faults.values()) - faults.get('401', 0) + by_outcome.get('connectionDropped', 0)}"
-        f" + {faults.get('401', 0)} 401s after the revocation"
-        f" (connections dropped or timed out: {by_outcome.get('connectionDropped', 0)},"
-        f" 200 dropped: {by_outcome.get('dropped', 0)})",
+        f"\n  faults injected: {injected} ({sum(errors.values())} error answers {errors},"
+        f" {by_outcome.get('connectionDropped', 0)} timeouts or dropped connections,"
+        f" {by_outcome.get('dropped', 0)} 'dropped' answers), plus {faults.get('401', 0)} 401s after the revocation",
         f"\n  app: retries enqueued {app_metrics.get('delivery.retries.enqueued', 0)},"
-        f" token refreshes after 401 {app_metrics.get('wns.invalidtoken', 0)},"
+        f" 401s seen {app_metrics.get('wns.invalidtoken', 0)},"
         f" Entra token requests {tokens_after['issued'] - tokens_before['issued']},"
         f" delivery invocations {driven['deliveryInvocations']}, that raised {driven['invocationFailures']}",
         f"\n  wall time: {time.monotonic() - started:.0f} s",
@@ -193,5 +192,5 @@ async def test_every_notification_is_accounted_for_under_a_fault_mix(
     # Nothing arrived that these notifications did not send.
     assert received_total == totals["delivered"] + duplicates
     assert faults.get("401", 0) >= 1, "the token revocation must have been seen"
-    assert sum(faults.values()) >= 100, by_status
+    assert injected >= 200, (by_status, by_outcome)
     assert duplicates <= MAX_DUPLICATE_RATE * expected_targets, duplicates

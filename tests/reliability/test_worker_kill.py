@@ -1,7 +1,7 @@
 """A worker killed (SIGKILL) in the middle of delivery batches: a new worker finishes the work.
 
 The worker is a subprocess running the app on LocalFunctionsHost with a 4-second message lease
-(renewed while a message is processed), against the session's Azurite and WNS sandbox. Every
+(renewed while a message is processed), against the shared test Azurite and WNS sandbox. Every
 channel answers its first send 2 seconds late, so when the first notifications arrive, the rest
 of the batches are still in flight. After the kill, their messages reappear when the lease runs
 out and a second worker delivers them. Every target must end delivered; a channel may receive a
@@ -176,7 +176,7 @@ async def test_a_killed_worker_loses_nothing_and_repeats_only_unrecorded_sends(
     second.wait_ready()
 
     async def all_delivered() -> bool:
-        return all((await status(n))["status"] == "delivered" for n in (recorded, killed))
+        return [(await status(n))["status"] for n in (recorded, killed)] == ["delivered", "delivered"]
 
     await wait_until(all_delivered, 90, second)
     settled_in = time.monotonic() - killed_at
