@@ -21,7 +21,7 @@ async def deliver_notifications(msg: func.QueueMessage) -> None:
     ctx = await get_context()
     service = DeliveryService(ctx)
     try:
-        await service.process(body)
+        await service.process(body, redelivered=(msg.dequeue_count or 1) > 1)
     except Exception as error:
         # The host retries; after the last try it moves the message to the poison queue,
         # so record the failure now rather than leave the notification pending forever.

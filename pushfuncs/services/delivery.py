@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import secrets
+import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -26,7 +28,7 @@ from pushfuncs.services.messages import (
 )
 from pushfuncs.services.registration import remove_installation
 from pushfuncs.services.tokens import TokenUnavailable
-from pushfuncs.storage.notifications import TargetOutcome
+from pushfuncs.storage.notifications import NotificationStore, TargetOutcome
 from pushfuncs.wns import (
     Action,
     WnsResult,
@@ -56,8 +58,12 @@ class DeliveryService:
         self._clock = clock
         self._rng = rng or random.Random()
 
-    async def process(self, body: bytes) -> None:
-        """Handle one message. Raises only on a transient failure the queue should retry."""
+    async def process(self, body: bytes, redelivered: bool = False) -> None:
+        """Handle one message. Raises only on a transient failure the queue should retry.
+
+        `redelivered`: the queue has handed this message out before (a worker died or failed
+        with it); targets whose final outcome that earlier run recorded are not sent again.
+        """
         try:
             message = parse_delivery_message(body)
         except MalformedMessage as error:
@@ -71,14 +77,25 @@ class DeliveryService:
         ):
             metrics.add("delivery.duplicates.skipped", len(message.targets))
             return
-        results = await self._send_all(message)
-        outcomes: list[TargetOutcome] = []
+        recorder = OutcomeRecorder(self._ctx.notifications, message, self._clock)
+        if redelivered:
+            settled = await recorder.settled_earlier()
+            if settled:
+                metrics.add("delivery.duplicates.skipped", len(settled))
+                message = replace(
+                    message, targets=tuple(t for t in message.targets if t.installation_id not in settled)
+                )
         retries: dict[int, list[DeliveryTarget]] = defaultdict(list)
-        for target, result in results:
+
+        async def settle(target: DeliveryTarget, result: WnsResult) -> None:
             outcome, delay = await self._settle(message, target, result)
-            outcomes.append(outcome)
-            if delay is not None:
+            if delay is None:
+                await recorder.add_final(outcome)
+            else:
+                recorder.add_pending(outcome)
                 retries[delay].append(target)
+
+        await self._send_all(message, settle)
         # Re-enqueue first: if recording fails afterwards, the message is retried, not lost.
         for delay, targets in retries.items():
             retry = replace(
@@ -86,25 +103,25 @@ class DeliveryService:
             )
             await self._ctx.delivery_queue.send(retry.to_dict(), delay_seconds=delay)
             metrics.add("delivery.retries.enqueued")
-        await self._ctx.notifications.record_outcomes(
-            message.notification_id, message.batch_key, message.attempt, outcomes, self._clock(), message.part
-        )
+        await recorder.flush()
 
-    async def _send_all(self, message: DeliveryMessage) -> list[tuple[DeliveryTarget, WnsResult]]:
+    async def _send_all(
+        self, message: DeliveryMessage, settle: Callable[[DeliveryTarget, WnsResult], Awaitable[None]]
+    ) -> None:
         """Send to every target with a few workers (not a task per target: less overhead)."""
         suspended = await self._ctx.sending.suspended_reason()
         if suspended is not None:
             refused = WnsResult(action=Action.FAIL, reason=f"sending suspended: {suspended}", metric="wns.suspended")
-            return [(target, refused) for target in message.targets]
-        results: list[tuple[DeliveryTarget, WnsResult]] = []
+            for target in message.targets:
+                await settle(target, refused)
+            return
         pending = iter(message.targets)
 
         async def worker() -> None:
             for target in pending:
-                results.append((target, await self._send_one(message, target)))
+                await settle(target, await self._send_one(message, target))
 
         await asyncio.gather(*(worker() for _ in range(min(MAX_CONCURRENT_SENDS, len(message.targets)))))
-        return results
 
     async def _send_one(self, message: DeliveryMessage, target: DeliveryTarget) -> WnsResult:
         tokens = self._ctx.tokens
@@ -199,3 +216,52 @@ class DeliveryService:
             await self._ctx.notifications.mark(notification_id, "failed", reason)
         except Exception as error:
             logger.error("could not record the failure of %s: %s", notification_id, type(error).__name__)
+
+
+class OutcomeRecorder:
+    """Records a delivery message's outcomes: normally in one write at the end; when sends are
+    slow, final outcomes are also written about once a second as they come, so a worker that
+    dies mid-batch leaves at most about a second of sends unrecorded (and repeated)."""
+
+    FLUSH_SECONDS = 1.0
+
+    def __init__(self, store: NotificationStore, message: DeliveryMessage, clock: Callable[[], datetime]) -> None:
+        self._store = store
+        self._message = message
+        self._clock = clock
+        self._run = secrets.token_hex(3)  # rows of this run never overwrite an earlier run's
+        self._chunks = 0
+        self._final: list[TargetOutcome] = []
+        self._pending: list[TargetOutcome] = []
+        self._last_flush = time.monotonic()
+
+    async def settled_earlier(self) -> set[str]:
+        return await self._store.settled_targets(
+            self._message.notification_id, self._message.batch_key, self._message.attempt, self._message.part
+        )
+
+    async def add_final(self, outcome: TargetOutcome) -> None:
+        self._final.append(outcome)
+        if time.monotonic() - self._last_flush >= self.FLUSH_SECONDS:
+            # Take the list before awaiting: other workers keep adding while this writes.
+            batch, self._final = self._final, []
+            self._last_flush = time.monotonic()
+            await self._write(batch)
+
+    def add_pending(self, outcome: TargetOutcome) -> None:
+        """A target being retried: recorded only after its retry is on the queue."""
+        self._pending.append(outcome)
+
+    async def flush(self) -> None:
+        rest, self._final, self._pending = self._final + self._pending, [], []
+        if rest or not self._chunks:
+            await self._write(rest)
+
+    async def _write(self, outcomes: list[TargetOutcome]) -> None:
+        m = self._message
+        chunk = f"{self._run}{self._chunks:03d}"
+        await self._store.record_outcomes(
+            m.notification_id, m.batch_key, m.attempt, outcomes, self._clock(), m.part, chunk
+        )
+        self._chunks += 1
+        self._last_flush = time.monotonic()

@@ -167,18 +167,32 @@ class NotificationStore:
         outcomes: list[TargetOutcome],
         now: datetime,
         part: str = "",
+        chunk: str = "",
     ) -> None:
         """Write the outcomes of one delivery batch attempt as one row."""
         text = json.dumps({o.installation_id: o.to_compact() for o in outcomes}, separators=(",", ":"))
         row: dict[str, object] = {
             "PartitionKey": notification_id,
-            # Attempt before part: in RowKey order a later attempt of a target still comes later.
-            "RowKey": f"{BATCH_PREFIX}{batch_key}:a{attempt:03d}" + (f":{part}" if part else ""),
+            "RowKey": _batch_row(batch_key, attempt, part) + (f":f{chunk}" if chunk else ""),
             "UpdatedAt": now,
         }
         for index in range(0, max(len(text), 1), CHUNK_CHARS):
             row[f"O{index // CHUNK_CHARS}"] = text[index : index + CHUNK_CHARS]
         await self._table.upsert_entity(row)
+
+    async def settled_targets(self, notification_id: str, batch_key: str, attempt: int, part: str) -> set[str]:
+        """Targets of this batch attempt whose final outcome an earlier run recorded."""
+        base = _batch_row(batch_key, attempt, part) + ":f"
+        settled: set[str] = set()
+        rows = self._table.query_entities(
+            "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
+            parameters={"pk": notification_id, "lo": base, "hi": base[:-1] + "g"},
+        )
+        async for row in rows:
+            for installation_id, data in _outcomes_json(row).items():
+                if data.get("s") in ("delivered", "failed"):
+                    settled.add(installation_id)
+        return settled
 
     async def get(self, notification_id: str, max_targets: int = 100) -> NotificationRecord | None:
         summary: dict[str, object] | None = None
@@ -191,8 +205,7 @@ class NotificationStore:
                     summary = entity
                 elif str(entity["RowKey"]).startswith(BATCH_PREFIX):
                     # Rows come in RowKey order: a later attempt of a batch overrides an earlier one.
-                    text = "".join(str(entity.get(f"O{i}", "")) for i in range(len(entity)) if f"O{i}" in entity)
-                    for installation_id, data in json.loads(text or "{}").items():
+                    for installation_id, data in _outcomes_json(entity).items():
                         merged[installation_id] = TargetOutcome.from_compact(
                             installation_id,
                             data,
@@ -217,6 +230,16 @@ class NotificationStore:
             fanout_done=bool(summary.get("FanoutDone")),
             send_at=summary.get("SendAt"),  # type: ignore[arg-type]
         )
+
+
+def _batch_row(batch_key: str, attempt: int, part: str) -> str:
+    # Attempt before part: in RowKey order a later attempt of a target still comes later.
+    return f"{BATCH_PREFIX}{batch_key}:a{attempt:03d}" + (f":{part}" if part else "")
+
+
+def _outcomes_json(entity: dict[str, object]) -> dict[str, dict[str, object]]:
+    text = "".join(str(entity[f"O{i}"]) for i in range(len(entity)) if f"O{i}" in entity)
+    return json.loads(text or "{}")
 
 
 def summarize(record: NotificationRecord, now: datetime, max_targets: int = 100) -> dict[str, object]:
