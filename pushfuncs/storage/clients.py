@@ -3,15 +3,32 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from azure.core.pipeline.transport import AioHttpTransport
+from azure.core.rest import HttpRequest
 from azure.data.tables.aio import TableServiceClient
 from azure.storage.queue import TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueServiceClient
 
 from pushfuncs.config import ConfigurationError, Settings
+from pushfuncs.metrics import metrics
 
 # Fail fast enough for a waiting HTTP caller; retry dropped keep-alive connections.
 CLIENT_OPTIONS = {"retry_total": 4, "retry_backoff_factor": 0.2, "connection_timeout": 5, "read_timeout": 15}
+
+
+class CountingTransport(AioHttpTransport):
+    """Counts storage requests (each is a billed transaction) in the app's metrics. A transport,
+    not a policy: the SDKs' table and queue sub-clients share the transport, not the policies."""
+
+    def __init__(self, service: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._service = service
+
+    async def send(self, request: HttpRequest, **config: Any) -> Any:  # type: ignore[override]
+        metrics.add(f"storage.{self._service}.{request.method.lower()}")
+        return await super().send(request, **config)
 
 
 @dataclass
@@ -27,10 +44,13 @@ class StorageClients:
 def create_storage_clients(settings: Settings) -> StorageClients:
     """Connection string locally (Azurite); the managed identity in Azure."""
     if settings.storage_connection_string:
-        tables = TableServiceClient.from_connection_string(settings.storage_connection_string, **CLIENT_OPTIONS)
+        tables = TableServiceClient.from_connection_string(
+            settings.storage_connection_string, transport=CountingTransport("table"), **CLIENT_OPTIONS
+        )
         queues = QueueServiceClient.from_connection_string(
             settings.storage_connection_string,
             message_encode_policy=TextBase64EncodePolicy(),
+            transport=CountingTransport("queue"),
             **CLIENT_OPTIONS,
         )
         return StorageClients(tables, queues)
@@ -40,11 +60,17 @@ def create_storage_clients(settings: Settings) -> StorageClients:
 
     credential = DefaultAzureCredential(managed_identity_client_id=settings.storage_client_id)
     account = settings.storage_account_name
-    tables = TableServiceClient(f"https://{account}.table.core.windows.net", credential=credential, **CLIENT_OPTIONS)
+    tables = TableServiceClient(
+        f"https://{account}.table.core.windows.net",
+        credential=credential,
+        transport=CountingTransport("table"),
+        **CLIENT_OPTIONS,
+    )
     queues = QueueServiceClient(
         f"https://{account}.queue.core.windows.net",
         credential=credential,
         message_encode_policy=TextBase64EncodePolicy(),
+        transport=CountingTransport("queue"),
         **CLIENT_OPTIONS,
     )
     return StorageClients(tables, queues)

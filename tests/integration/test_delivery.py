@@ -386,3 +386,17 @@ async def test_domain_blocked_stops_all_sending_until_resumed(
     await queue.drain()
     await queue.close()
     assert (await status(again.body["id"]))["status"] == "delivered"
+
+
+async def test_storage_transactions_are_counted_in_the_metrics(app_env: dict[str, str], device: dict[str, Any]) -> None:
+    # The first send of a process also reads the sending switch (then cached for a minute).
+    assert (await send({"type": "toast", "payload": TOAST, "target": {"installationId": device["id"]}})).status == 202
+    before = metrics.snapshot()
+    accepted = await send({"type": "toast", "payload": TOAST, "target": {"installationId": device["id"]}})
+    assert accepted.status == 202
+    after = metrics.snapshot()
+    delta = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
+    # The accept path: read the installation, write the status row, enqueue.
+    assert delta == {"storage.table.get": 1, "storage.table.post": 1, "storage.queue.post": 1}
+    response = await call_http("get_metrics", "GET", "metrics")
+    assert response.body["counters"]["storage.queue.post"] >= 1
