@@ -1,4 +1,4 @@
-"""HTTP: GET /api/openapi.json (anonymous) -- the OpenAPI 3.1 document of this API."""
+"""HTTP: GET /api/openapi.json -- the OpenAPI 3.1 document of this API (function key, like every route but health)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def openapi_document() -> bytes:
 
 
 @bp.function_name("get_openapi")
-@bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 async def get_openapi(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse(
         openapi_document(),
