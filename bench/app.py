@@ -97,6 +97,8 @@ def app_settings(services: Services, token_secret: str | None = None) -> dict[st
     The WNS token is shared through Key Vault (the sandbox's), as deployed; instances given the
     same `token_secret` share one token.
     """
+    from sandbox import app_settings  # imports aiohttp: only after the benchmark's CA is in place
+
     sandbox = services.sandbox
     suffix = uuid.uuid4().hex[:10]
     return {
@@ -108,20 +110,18 @@ def app_settings(services: Services, token_secret: str | None = None) -> dict[st
         "NOTIFICATIONS_TABLE": f"notif{suffix}",
         "INDEX_TABLE": f"index{suffix}",
         "DELIVERY_MAX_ATTEMPTS": "4",
-        "WNS_TENANT_ID": sandbox.tenant_id,
-        "WNS_CLIENT_ID": sandbox.client_id,
-        "WNS_CLIENT_SECRET": sandbox.client_secret,
+        **app_settings(
+            sandbox.url,
+            sandbox.tenant_id,
+            sandbox.client_id,
+            sandbox.client_secret,
+            sandbox.identity_header,
+            sandbox.ca_path,
+        ),
         "WNS_CLIENT_CERTIFICATE_PATH": "",
-        "WNS_AUTHORITY_HOST": sandbox.url,
-        "WNS_ALLOWED_HOSTS": f"localhost:{sandbox.port}",
-        "KEY_VAULT_URL": sandbox.url,
         "WNS_TOKEN_SECRET_NAME": token_secret or f"wns-token-{suffix}",
         "TOKEN_REFRESH_SCHEDULE": NEVER,
         "SWEEP_SCHEDULE": NEVER,
-        "IDENTITY_ENDPOINT": f"{sandbox.url}/_sandbox/msi/token",
-        "IDENTITY_HEADER": sandbox.identity_header,
-        "SSL_CERT_FILE": str(sandbox.ca_path),
-        "REQUESTS_CA_BUNDLE": str(sandbox.ca_path),
     }
 
 

@@ -6,6 +6,6 @@ A development and test tool only: never deployed, never used in Azure. See sandb
 
 from .client import SandboxClient
 from .config import SandboxConfig
-from .server import SandboxHandle, start_sandbox
+from .server import SandboxHandle, app_settings, start_sandbox
 
-__all__ = ["SandboxClient", "SandboxConfig", "SandboxHandle", "start_sandbox"]
+__all__ = ["SandboxClient", "SandboxConfig", "SandboxHandle", "app_settings", "start_sandbox"]

@@ -96,6 +96,24 @@ async def start_server(config: SandboxConfig) -> RunningServer:
     return RunningServer(runner, state, port, config.state_dir / tls.CA_FILE)
 
 
+def app_settings(
+    url: str, tenant_id: str, client_id: str, client_secret: str, identity_header: str, ca_path: Path
+) -> dict[str, str]:
+    """The app settings that point the app at a sandbox running at `url`."""
+    return {
+        "WNS_TENANT_ID": tenant_id,
+        "WNS_CLIENT_ID": client_id,
+        "WNS_CLIENT_SECRET": client_secret,
+        "WNS_AUTHORITY_HOST": url,
+        "WNS_ALLOWED_HOSTS": url.removeprefix("https://"),
+        "KEY_VAULT_URL": url,
+        "IDENTITY_ENDPOINT": f"{url}/_sandbox/msi/token",
+        "IDENTITY_HEADER": identity_header,
+        "SSL_CERT_FILE": str(ca_path),
+        "REQUESTS_CA_BUNDLE": str(ca_path),
+    }
+
+
 @dataclass
 class SandboxHandle:
     """A sandbox running on its own event loop in a background thread (for tests and tools)."""
@@ -132,19 +150,9 @@ class SandboxHandle:
 
     def environment(self) -> dict[str, str]:
         """Settings that point the app at this sandbox, as in local.settings.sample.json."""
-        host = self.url.removeprefix("https://")
-        return {
-            "WNS_TENANT_ID": self.tenant_id,
-            "WNS_CLIENT_ID": self.client_id,
-            "WNS_CLIENT_SECRET": self.client_secret,
-            "WNS_AUTHORITY_HOST": self.url,
-            "WNS_ALLOWED_HOSTS": host,
-            "KEY_VAULT_URL": self.key_vault_url,
-            "IDENTITY_ENDPOINT": self.identity_endpoint,
-            "IDENTITY_HEADER": self.identity_header,
-            "SSL_CERT_FILE": str(self.ca_path),
-            "REQUESTS_CA_BUNDLE": str(self.ca_path),
-        }
+        return app_settings(
+            self.url, self.tenant_id, self.client_id, self.client_secret, self.identity_header, self.ca_path
+        )
 
     def stop(self) -> None:
         if self._thread.is_alive():

@@ -82,18 +82,10 @@ def app_environment(azurite: Any, sandbox: Any, **overrides: str) -> Iterator[di
         "NOTIFICATIONS_TABLE": f"notif{suffix}",
         "INDEX_TABLE": f"index{suffix}",
         "DELIVERY_MAX_ATTEMPTS": "4",
-        "WNS_TENANT_ID": sandbox.tenant_id,
-        "WNS_CLIENT_ID": sandbox.client_id,
-        "WNS_CLIENT_SECRET": sandbox.client_secret,
+        **sandbox.environment(),
         "WNS_CLIENT_CERTIFICATE_PATH": "",
-        "WNS_AUTHORITY_HOST": sandbox.url,
-        "WNS_ALLOWED_HOSTS": f"localhost:{sandbox.port}",
-        "KEY_VAULT_URL": "",
+        "KEY_VAULT_URL": "",  # a per-process token unless a test asks for the shared one
         "WNS_TOKEN_SECRET_NAME": f"wns-token-{suffix}",
-        "IDENTITY_ENDPOINT": f"{sandbox.url}/_sandbox/msi/token",
-        "IDENTITY_HEADER": sandbox.identity_header,
-        "SSL_CERT_FILE": str(sandbox.ca_path),
-        "REQUESTS_CA_BUNDLE": str(sandbox.ca_path),
     }
     values.update(overrides)
     saved = {k: os.environ.get(k) for k in values}

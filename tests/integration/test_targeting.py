@@ -212,8 +212,22 @@ async def test_scheduled_send_waits_on_the_queue(app_env: dict[str, str], sandbo
     assert code == 400 and body["error"]["field"] == "sendAt"
 
 
-def test_fanout_service_is_plain_code() -> None:
-    assert FanoutService.__module__ == "pushfuncs.services.fanout"
+def test_services_and_the_protocol_module_stay_free_of_the_functions_runtime() -> None:
+    """STYLE: services are plain async code; the WNS protocol module imports no Azure package."""
+    import ast
+    from pathlib import Path
+
+    package = Path(FanoutService.__module__.replace(".", "/")).parent  # pushfuncs/services
+    root = Path(__file__).resolve().parents[2]
+    checked = [*sorted((root / package).glob("*.py")), root / "pushfuncs" / "wns.py"]
+    for path in checked:
+        tree = ast.parse(path.read_text())
+        imported = {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert not any(m.startswith("azure.functions") for m in imported), path.name
+        if path.name == "wns.py":
+            assert not any(m.startswith("azure") for m in imported)
+    assert len(checked) > 5
 
 
 GREETING = {
