@@ -122,6 +122,7 @@ def app_settings(services: Services, token_secret: str | None = None) -> dict[st
         "WNS_TOKEN_SECRET_NAME": token_secret or f"wns-token-{suffix}",
         "TOKEN_REFRESH_SCHEDULE": NEVER,
         "SWEEP_SCHEDULE": NEVER,
+        "OUTBOX_RECOVERY_SCHEDULE": NEVER,
     }
 
 

@@ -112,6 +112,9 @@ param tokenRefreshSchedule string = '0 */15 * * * *'
 @description('NCRONTAB schedule of the expired-channel sweep, in UTC (SWEEP_SCHEDULE).')
 param sweepSchedule string = '0 5 * * * *'
 
+@description('NCRONTAB schedule of the recovery of accepted but unsent notifications, in UTC (OUTBOX_RECOVERY_SCHEDULE).')
+param outboxRecoverySchedule string = '30 * * * * *'
+
 @description('Entra authority the WNS token is requested from (WNS_AUTHORITY_HOST).')
 param wnsAuthorityHost string = 'https://login.microsoftonline.com'
 
@@ -242,6 +245,7 @@ module api 'app/api.bicep' = {
     wnsTokenSecretName: wnsTokenSecretName
     tokenRefreshSchedule: tokenRefreshSchedule
     sweepSchedule: sweepSchedule
+    outboxRecoverySchedule: outboxRecoverySchedule
   }
 }
 

@@ -13,6 +13,7 @@ import weakref
 
 from azure.core.exceptions import ResourceExistsError
 
+from pushfuncs.background import BackgroundTasks
 from pushfuncs.config import Settings, get_settings
 from pushfuncs.http_transport import WnsHttpClient
 from pushfuncs.services.suspension import SendingSwitch
@@ -41,6 +42,8 @@ class AppContext:
         self.poison_queue = MessageQueue(self.storage.queues, settings.poison_queue)
         self.fanout_queue = MessageQueue(self.storage.queues, settings.fanout_queue)
         self.fanout_poison_queue = MessageQueue(self.storage.queues, f"{settings.fanout_queue}-poison")
+        # Sends started by the send API, finished after it has answered.
+        self.background = BackgroundTasks()
         self._http: WnsHttpClient | None = None
         self._tokens: WnsTokenProvider | None = None
         self._ready = False
@@ -77,6 +80,10 @@ class AppContext:
             self._ready = True
 
     async def close(self) -> None:
+        try:
+            await self.background.drain(timeout=30)
+        except TimeoutError:
+            logger.warning("%d sends still running at shutdown; outbox recovery will queue them", len(self.background))
         if self._http is not None:
             await self._http.close()
         if self._tokens is not None:
@@ -96,6 +103,11 @@ async def get_context() -> AppContext:
         _contexts[loop] = context
     await context.ensure_storage()
     return context
+
+
+def existing_context() -> AppContext | None:
+    """The running loop's context if one was created (no storage calls)."""
+    return _contexts.get(asyncio.get_running_loop())
 
 
 async def close_context() -> None:

@@ -1,4 +1,5 @@
-"""Timer triggers: keep the shared WNS token fresh in Key Vault; sweep expired installations."""
+"""Timer triggers: keep the shared WNS token fresh in Key Vault; sweep expired installations;
+queue single sends that their process never sent."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import UTC, datetime
 import azure.functions as func
 
 from pushfuncs.context import get_context
+from pushfuncs.services.outbox import recover_outbox
 from pushfuncs.services.sweep import ExpirySweeper
 
 logger = logging.getLogger(__name__)
@@ -41,3 +43,12 @@ async def sweep_expired_installations(timer: func.TimerRequest) -> None:
         report.stale_rows_repaired,
         report.finished,
     )
+
+
+@bp.function_name("recover_unsent_notifications")
+@bp.timer_trigger(arg_name="timer", schedule="%OUTBOX_RECOVERY_SCHEDULE%", run_on_startup=False)
+async def recover_unsent_notifications(timer: func.TimerRequest) -> None:
+    ctx = await get_context()
+    report = await recover_outbox(ctx, datetime.now(UTC))
+    if report.recovered:
+        logger.warning("outbox recovery: queued %d notifications accepted but never sent", report.recovered)

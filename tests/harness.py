@@ -20,6 +20,7 @@ from azure.storage.queue.aio import QueueClient
 
 import function_app
 from pushfuncs.config import reset_settings
+from pushfuncs.context import existing_context
 from pushfuncs.host_config import max_dequeue_count
 
 # get_functions() may be called once per app object.
@@ -102,6 +103,13 @@ def app_environment(azurite: Any, sandbox: Any, **overrides: str) -> Iterator[di
         reset_settings()
 
 
+async def finish_background_sends(timeout: float = 30.0) -> None:
+    """Wait for the sends the send API started after answering (single-installation sends)."""
+    ctx = existing_context()
+    if ctx is not None:
+        await ctx.background.drain(timeout)
+
+
 class QueueDriver:
     """Feeds a queue's messages to a queue-triggered function with the host's semantics:
     base64 bodies, dequeue count, visibility timeout on failure, poison after maxDequeueCount."""
@@ -124,7 +132,9 @@ class QueueDriver:
         self.errors: list[str] = []
 
     async def run_once(self) -> int:
-        """Process one batch of visible messages; returns how many were processed."""
+        """Finish the sends started in the background, then process one batch of visible
+        messages; returns how many messages were processed."""
+        await finish_background_sends()
         batch = [
             m async for m in self.queue.receive_messages(messages_per_page=32, max_messages=32, visibility_timeout=60)
         ]

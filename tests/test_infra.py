@@ -42,7 +42,8 @@ LOCAL_ONLY_SETTINGS = {
 # Settings that exist only in Azure.
 AZURE_ONLY_SETTINGS = {
     "AZURE_CLIENT_ID": "identity selection, Azure only",
-    "APPLICATIONINSIGHTS_CONNECTION_STRING": "telemetry target, Azure only",
+    # Locally, without them, pushfuncs/telemetry.py exports nothing: counters stay at GET /api/metrics.
+    "APPLICATIONINSIGHTS_CONNECTION_STRING": "telemetry target of the host and the app's counters, Azure only",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Entra auth for telemetry (local auth is disabled), Azure only",
 }
 # The local connection string becomes identity-based settings of that prefix in Azure.

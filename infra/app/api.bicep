@@ -34,6 +34,7 @@ param wnsAllowedHosts string
 param wnsTokenSecretName string
 param tokenRefreshSchedule string
 param sweepSchedule string
+param outboxRecoverySchedule string
 
 resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' existing = {
   name: identityName
@@ -129,6 +130,9 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
           name: 'AZURE_CLIENT_ID'
           value: identity.properties.clientId
         }
+        // Read by the Functions host and by the app, which exports its own counters with them
+        // (pushfuncs/telemetry.py). No OpenTelemetry settings: host.json keeps the host's
+        // default telemetry mode, and the worker's own OpenTelemetry switches stay off.
         {
           name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
           value: applicationInsights.properties.ConnectionString
@@ -203,6 +207,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'SWEEP_SCHEDULE'
           value: sweepSchedule
+        }
+        {
+          name: 'OUTBOX_RECOVERY_SCHEDULE'
+          value: outboxRecoverySchedule
         }
       ]
     }

@@ -85,6 +85,14 @@ class DeliveryService:
                 message = replace(
                     message, targets=tuple(t for t in message.targets if t.installation_id not in settled)
                 )
+        await self._deliver(message, recorder)
+
+    async def deliver_direct(self, message: DeliveryMessage) -> None:
+        """Send a single-installation notification accepted moments ago by this process; its
+        first outcome closes the outbox on its summary row."""
+        await self._deliver(message, DirectOutcomeRecorder(self._ctx.notifications, message, self._clock))
+
+    async def _deliver(self, message: DeliveryMessage, recorder: OutcomeRecorder | DirectOutcomeRecorder) -> None:
         retries: dict[int, list[DeliveryTarget]] = defaultdict(list)
 
         async def settle(target: DeliveryTarget, result: WnsResult) -> None:
@@ -216,6 +224,25 @@ class DeliveryService:
             await self._ctx.notifications.mark(notification_id, "failed", reason)
         except Exception as error:
             logger.error("could not record the failure of %s: %s", notification_id, type(error).__name__)
+
+
+class DirectOutcomeRecorder:
+    """Records a single send's outcome in one merge onto its summary row."""
+
+    def __init__(self, store: NotificationStore, message: DeliveryMessage, clock: Callable[[], datetime]) -> None:
+        self._store = store
+        self._message = message
+        self._clock = clock
+        self._outcomes: list[TargetOutcome] = []
+
+    async def add_final(self, outcome: TargetOutcome) -> None:
+        self._outcomes.append(outcome)
+
+    def add_pending(self, outcome: TargetOutcome) -> None:
+        self._outcomes.append(outcome)
+
+    async def flush(self) -> None:
+        await self._store.record_direct_outcomes(self._message.notification_id, self._outcomes, self._clock())
 
 
 class OutcomeRecorder:

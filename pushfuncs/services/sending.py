@@ -1,20 +1,28 @@
-"""Accept a send request: resolve or plan the target, record the notification, queue the work."""
+"""Accept a send request: resolve or plan the target, record the notification, queue the work.
+
+A single installation, sent now, costs three storage transactions: the installation read,
+the summary row that doubles as the send's outbox, and the outcome merged into it. The send
+itself runs in this process right after the answer; if the process stops first, the outbox
+recovery (a timer) puts the delivery message on the queue. Everything else (fan-outs,
+scheduled sends, retries) travels through the queues.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
-import uuid
 from datetime import datetime
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
 from pushfuncs.context import AppContext
 from pushfuncs.errors import ApiError, InvalidField, NotFound, StorageUnavailable
+from pushfuncs.services.delivery import DeliveryService
 from pushfuncs.services.messages import DeliveryMessage, DeliveryTarget, FanoutMessage
 from pushfuncs.storage.installations import Installation
-from pushfuncs.storage.notifications import NotificationRecord
+from pushfuncs.storage.notifications import NotificationRecord, new_notification_id
 from pushfuncs.templates import TemplateError, render
 from pushfuncs.validation import SendRequest
 from pushfuncs.wns import NotificationType
@@ -22,10 +30,8 @@ from pushfuncs.wns import NotificationType
 logger = logging.getLogger(__name__)
 
 IDEMPOTENCY_PREFIX = "idem-"
-
-
-def new_notification_id() -> str:
-    return uuid.uuid4().hex
+# A Table Storage string property holds 32K characters; larger work goes through the queue.
+MAX_OUTBOX_CHARS = 30_000
 
 
 def request_fingerprint(body: bytes) -> str:
@@ -39,11 +45,11 @@ async def accept_notification(
     idempotency_key: str | None = None,
     fingerprint: str = "",
 ) -> dict[str, object]:
-    """Queue the notification; answers only after the work is safely on the queue."""
+    """Accept the notification; answers only after the work is safely stored (outbox row or queue)."""
     suspended = await ctx.sending.suspended_reason()
     if suspended is not None:
         raise ApiError(503, "SendingSuspended", f"sending is suspended ({suspended}); nothing was accepted")
-    notification_id = new_notification_id()
+    notification_id = new_notification_id(now)
     if idempotency_key is not None:
         earlier = await _claim_idempotency_key(ctx, idempotency_key, notification_id, fingerprint)
         if earlier is not None:
@@ -52,6 +58,8 @@ async def accept_notification(
                 return {"id": notification_id, "status": "accepted", "idempotentReplay": True}
     delay = max(0.0, (request.send_at - now).total_seconds()) if request.send_at else 0.0
     target = request.target
+    direct: DeliveryMessage | None = None
+    work: str | None = None
     if target.installation_id is not None:
         installation = await ctx.installations.get(target.installation_id)
         if installation is None or not installation.is_live(now):
@@ -64,14 +72,19 @@ async def accept_notification(
         if request.template is not None:
             kind, payload = _render_for(installation, request.template, request.properties)
         queue = ctx.delivery_queue
-        message: dict[str, object] = DeliveryMessage(
+        delivery = DeliveryMessage(
             notification_id=notification_id,
             notification_type=kind,
             payload=payload,
             options=request.options,
             targets=(DeliveryTarget(installation.installation_id, installation.channel_uri),),
-        ).to_dict()
+        )
+        message: dict[str, object] = delivery.to_dict()
         targeted: int | None = 1
+        if not delay:
+            work = json.dumps(message, separators=(",", ":"))
+            if len(work) <= MAX_OUTBOX_CHARS:
+                direct = delivery
     else:
         queue = ctx.fanout_queue
         message = FanoutMessage(
@@ -96,8 +109,14 @@ async def accept_notification(
                 created_at=now,
                 targeted=targeted,
                 send_at=request.send_at,
-            )
+            ),
+            work=work if direct else None,
         )
+    if direct is not None:
+        ctx.background.start(DeliveryService(ctx).deliver_direct(direct), name=f"send of {notification_id}")
+        if idempotency_key is not None:
+            await _mark_idempotency_key_queued(ctx, idempotency_key)
+        return {"id": notification_id, "status": "accepted"}
     try:
         await queue.send(message, delay_seconds=delay)
     except Exception as error:

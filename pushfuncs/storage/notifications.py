@@ -1,22 +1,31 @@
 """Notification status: one partition per notification.
 
-Rows: `summary`; `p:<seq>` fan-out progress (targets in delivery batch `seq`); `c:<seq>` the
-claim of a delivery batch; `b:<batch>:a<attempt>` the outcomes of one delivery batch attempt,
-as compact JSON (one write per batch of up to 100 targets, not one per target). Each delivery
-writes only its own rows, so many deliveries record outcomes at once without a hot entity;
-a status read is one single-partition query that merges the batch rows (later attempts win).
+Notification ids start with their creation time in milliseconds (12 hex digits), so the
+partitions of a time window are one key range: the outbox recovery scans it.
+
+Rows: `summary` (for a single-installation send also its outbox: `Work`, the delivery
+message, and `Outbox` pending | done | queued, and the send's first outcome); `p:<seq>`
+fan-out progress (targets in delivery batch `seq`); `c:<seq>` the claim of a delivery
+batch; `b:<batch>:a<attempt>` the outcomes of one delivery batch attempt, as compact JSON
+(one write per batch of up to 100 targets, not one per target). Each delivery writes only
+its own rows, so many deliveries record outcomes at once without a hot entity; a status
+read is one single-partition query that merges the batch rows (later attempts win).
 """
 
 from __future__ import annotations
 
 import json
+import secrets
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables.aio import TableClient
 
 SUMMARY = "summary"
+SYSTEM_PARTITION = "~system"
+OUTBOX_CURSOR_ROW = "outbox-cursor"
 PAGE_PREFIX = "p:"
 CLAIM_PREFIX = "c:"
 BATCH_PREFIX = "b:"
@@ -111,6 +120,23 @@ class NotificationRecord:
     send_at: datetime | None = None
 
 
+def new_notification_id(now: datetime) -> str:
+    """32 hex digits: creation time in milliseconds, then 80 random bits."""
+    return f"{id_time_prefix(now)}{secrets.token_hex(10)}"
+
+
+def id_time_prefix(moment: datetime) -> str:
+    return f"{max(0, int(moment.timestamp() * 1000)):012x}"
+
+
+def id_time(notification_id: str) -> datetime | None:
+    """When a notification was created, read from its id (None for ids of another shape)."""
+    try:
+        return datetime.fromtimestamp(int(notification_id[:12], 16) / 1000, UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
 class NotificationStore:
     def __init__(self, table: TableClient) -> None:
         self._table = table
@@ -119,7 +145,8 @@ class NotificationStore:
     def table(self) -> TableClient:
         return self._table
 
-    async def create(self, record: NotificationRecord) -> None:
+    async def create(self, record: NotificationRecord, work: str | None = None) -> None:
+        """Write the summary row; with `work` (a delivery message) it is also the send's outbox."""
         entity: dict[str, object] = {
             "PartitionKey": record.notification_id,
             "RowKey": SUMMARY,
@@ -132,7 +159,41 @@ class NotificationStore:
             entity["Targeted"] = record.targeted
         if record.send_at is not None:
             entity["SendAt"] = record.send_at
+        if work is not None:
+            entity["Work"] = work
+            entity["Outbox"] = "pending"
         await self._table.create_entity(entity)
+
+    async def record_direct_outcomes(self, notification_id: str, outcomes: list[TargetOutcome], now: datetime) -> None:
+        """A single-installation send's first outcome, merged into its summary (closes the outbox)."""
+        text = json.dumps({o.installation_id: o.to_compact() for o in outcomes}, separators=(",", ":"))
+        await self._table.upsert_entity(
+            {"PartitionKey": notification_id, "RowKey": SUMMARY, "O0": text, "UpdatedAt": now, "Outbox": "done"}
+        )
+
+    async def pending_outbox(self, created_from: datetime, created_before: datetime) -> AsyncIterator[tuple[str, str]]:
+        """(notification id, delivery message) of single sends created in the window whose
+        outcome was never recorded: the process that should have sent them stopped first."""
+        rows = self._table.query_entities(
+            "PartitionKey ge @lo and PartitionKey lt @hi and RowKey eq @summary and Outbox eq 'pending'",
+            parameters={"lo": id_time_prefix(created_from), "hi": id_time_prefix(created_before), "summary": SUMMARY},
+            select=["PartitionKey", "Work"],
+        )
+        async for row in rows:
+            yield str(row["PartitionKey"]), str(row["Work"])
+
+    async def mark_outbox(self, notification_id: str, state: str) -> None:
+        await self._table.upsert_entity({"PartitionKey": notification_id, "RowKey": SUMMARY, "Outbox": state})
+
+    async def outbox_cursor(self) -> datetime | None:
+        try:
+            entity = await self._table.get_entity(SYSTEM_PARTITION, OUTBOX_CURSOR_ROW)
+        except ResourceNotFoundError:
+            return None
+        return entity.get("Until")  # type: ignore[return-value]
+
+    async def save_outbox_cursor(self, until: datetime) -> None:
+        await self._table.upsert_entity({"PartitionKey": SYSTEM_PARTITION, "RowKey": OUTBOX_CURSOR_ROW, "Until": until})
 
     async def mark(self, notification_id: str, state: str, reason: str | None = None, **extra: object) -> None:
         """Update the summary row (state, reason, counts known later such as `Targeted`)."""
@@ -196,7 +257,7 @@ class NotificationStore:
 
     async def get(self, notification_id: str, max_targets: int = 100) -> NotificationRecord | None:
         summary: dict[str, object] | None = None
-        merged: dict[str, TargetOutcome] = {}
+        batch_rows: list[dict[str, object]] = []
         expanded = 0
         try:
             entities = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": notification_id})
@@ -204,19 +265,23 @@ class NotificationStore:
                 if entity["RowKey"] == SUMMARY:
                     summary = entity
                 elif str(entity["RowKey"]).startswith(BATCH_PREFIX):
-                    # Rows come in RowKey order: a later attempt of a batch overrides an earlier one.
-                    for installation_id, data in _outcomes_json(entity).items():
-                        merged[installation_id] = TargetOutcome.from_compact(
-                            installation_id,
-                            data,
-                            entity["UpdatedAt"],  # type: ignore[arg-type]
-                        )
+                    batch_rows.append(entity)
                 elif str(entity["RowKey"]).startswith(PAGE_PREFIX):
                     expanded += int(entity.get("Count") or 0)  # type: ignore[call-overload]
         except ResourceNotFoundError:
             return None
         if summary is None:
             return None
+        merged: dict[str, TargetOutcome] = {}
+        # A single send's first outcome is on the summary; retries follow in batch rows, which
+        # come in RowKey order, so a later attempt overrides an earlier one.
+        for entity in ([summary] if "O0" in summary else []) + batch_rows:
+            for installation_id, data in _outcomes_json(entity).items():
+                merged[installation_id] = TargetOutcome.from_compact(
+                    installation_id,
+                    data,
+                    entity["UpdatedAt"],  # type: ignore[arg-type]
+                )
         return NotificationRecord(
             notification_id=notification_id,
             notification_type=str(summary.get("Type")),

@@ -12,7 +12,7 @@ from pushfuncs.context import get_context
 from pushfuncs.metrics import metrics
 from pushfuncs.storage.notifications import NotificationStore
 from sandbox import SandboxClient
-from tests.harness import QueueDriver, call_http, refuse_outcome_writes
+from tests.harness import QueueDriver, call_http, finish_background_sends, refuse_outcome_writes
 
 TOAST = (
     '<toast launch="action=open"><visual><binding template="ToastGeneric">'
@@ -388,15 +388,23 @@ async def test_domain_blocked_stops_all_sending_until_resumed(
     assert (await status(again.body["id"]))["status"] == "delivered"
 
 
-async def test_storage_transactions_are_counted_in_the_metrics(app_env: dict[str, str], device: dict[str, Any]) -> None:
+async def test_a_single_send_costs_three_storage_transactions_end_to_end(
+    app_env: dict[str, str], device: dict[str, Any], sandbox_client: SandboxClient
+) -> None:
     # The first send of a process also reads the sending switch (then cached for a minute).
     assert (await send({"type": "toast", "payload": TOAST, "target": {"installationId": device["id"]}})).status == 202
+    await finish_background_sends()
     before = metrics.snapshot()
     accepted = await send({"type": "toast", "payload": TOAST, "target": {"installationId": device["id"]}})
     assert accepted.status == 202
+    await finish_background_sends()
     after = metrics.snapshot()
     delta = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
-    # The accept path: read the installation, write the status row, enqueue.
-    assert delta == {"storage.table.get": 1, "storage.table.post": 1, "storage.queue.post": 1}
+    storage = {k: v for k, v in delta.items() if k.startswith("storage.")}
+    # Read the installation, write the summary (the outbox), merge the outcome into it; no queue.
+    assert storage == {"storage.table.get": 1, "storage.table.post": 1, "storage.table.patch": 1}
+    assert delta["wns.success"] == 1
+    assert (await status(accepted.body["id"]))["status"] == "delivered"
+    assert len(sandbox_client.inbox(device["channelId"])) == 2
     response = await call_http("get_metrics", "GET", "metrics")
-    assert response.body["counters"]["storage.queue.post"] >= 1
+    assert response.body["counters"]["storage.table.post"] >= 2

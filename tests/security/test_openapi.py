@@ -137,7 +137,8 @@ async def test_real_answers_match_the_documented_schemas(
         assert_response_documented("get_notification", response)
         return response
 
-    assert (await status(first.body["id"])).body["status"] == "accepted"
+    # A single send goes out right after the answer: either state is a documented one.
+    assert (await status(first.body["id"])).body["status"] in ("accepted", "delivered")
     queue = QueueDriver(app_env["AzureWebJobsStorage"], app_env["DELIVERY_QUEUE"], "deliver_notifications")
     await queue.drain()
     await queue.close()
