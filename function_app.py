@@ -1,4 +1,6 @@
-"""The Functions entry point: build the app and register the blueprints. Nothing else."""
+"""The Functions entry point: set up telemetry, build the app and register the blueprints. Nothing else."""
+
+import os
 
 import azure.functions as func
 
@@ -11,6 +13,9 @@ from pushfuncs import (
     fanout_trigger,
     timers,
 )
+from pushfuncs.telemetry import configure_telemetry
+
+configure_telemetry(os.environ)
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(api_installations.bp)
