@@ -193,7 +193,7 @@ async def seed_tag(tag: str, channels: list[str], count: int) -> None:
     Only the tag index is written: fan-out by tag reads nothing else. This is set-up, not measured.
     """
     from pushfuncs.context import get_context
-    from pushfuncs.storage.index import IndexStore, tag_partition
+    from pushfuncs.storage.index import IndexStore, tag_key
     from pushfuncs.storage.installations import Installation
 
     ctx = await get_context()
@@ -211,7 +211,7 @@ async def seed_tag(tag: str, channels: list[str], count: int) -> None:
             created_at=now,
             updated_at=now,
         )
-        await index.put(installation, [(tag_partition(tag), installation.installation_id)])
+        await index.put(installation, [tag_key(tag, installation.installation_id)])
     by_partition: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for entity in capture.entities:
         by_partition[str(entity["PartitionKey"])].append(entity)

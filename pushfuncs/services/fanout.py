@@ -22,7 +22,7 @@ from pushfuncs.services.messages import (
     MalformedMessage,
     parse_fanout_message,
 )
-from pushfuncs.storage.index import ALL_SHARDS, all_partition, tag_partition, user_partition
+from pushfuncs.storage.index import ALL_SHARDS, all_partition, tag_of_partition, tag_partitions, user_partition
 from pushfuncs.tag_expression import evaluate, mentioned_tags, parse_tag_expression
 from pushfuncs.templates import Template, TemplateError, render
 
@@ -42,9 +42,10 @@ def target_sources(target: dict[str, object]) -> list[str]:
     if "userId" in target:
         return [user_partition(str(target["userId"]))]
     if "tag" in target:
-        return [tag_partition(str(target["tag"]))]
+        return tag_partitions(str(target["tag"]))
     if "tagExpression" in target:
-        return [tag_partition(t) for t in mentioned_tags(parse_tag_expression(str(target["tagExpression"])))]
+        tags = mentioned_tags(parse_tag_expression(str(target["tagExpression"])))
+        return [partition for tag in tags for partition in tag_partitions(tag)]
     ids = list(target.get("installationIds") or [])
     return [f"ids-{i}" for i in range(0, len(ids), BATCH_SIZE)]
 
@@ -102,7 +103,8 @@ class FanoutService:
         rows, after = await self._ctx.index.page(partition, cursor.after or None, BATCH_SIZE)
         expression = cursor.target.get("tagExpression")
         node = parse_tag_expression(str(expression)) if expression else None
-        earlier = {p.removeprefix("tag-") for p in sources[: cursor.source]}
+        # Tags whose partitions were all expanded before this one's (sources come tag by tag).
+        earlier = {tag_of_partition(p) for p in sources[: cursor.source]} - {tag_of_partition(partition)}
         targets = []
         for row in rows:
             if row.expires_at <= now or not row.channel_uri:
