@@ -73,7 +73,7 @@ class WnsHttpClient:
     async def post(self, url: str, headers: Mapping[str, str], body: bytes) -> HttpAnswer:
         try:
             async with self._get_session().post(
-                URL(url, encoded=True), headers=dict(headers), data=body, allow_redirects=False, compress=False
+                URL(url, encoded=True), headers=headers, data=body, allow_redirects=False, compress=False
             ) as response:
                 await response.read()
                 answer_headers: CIMultiDictProxy[str] = response.headers
