@@ -32,6 +32,9 @@ logger = logging.getLogger(__name__)
 IDEMPOTENCY_PREFIX = "idem-"
 # A Table Storage string property holds 32K characters; larger work goes through the queue.
 MAX_OUTBOX_CHARS = 30_000
+# Single sends an instance runs after answering, at most; beyond that (WNS slow, a burst) they
+# go through the delivery queue, so memory stays bounded and other instances can help.
+MAX_SENDS_IN_BACKGROUND = 500
 
 
 def request_fingerprint(body: bytes) -> str:
@@ -81,7 +84,7 @@ async def accept_notification(
         )
         message: dict[str, object] = delivery.to_dict()
         targeted: int | None = 1
-        if not delay:
+        if not delay and len(ctx.background) < MAX_SENDS_IN_BACKGROUND:
             work = json.dumps(message, separators=(",", ":"))
             if len(work) <= MAX_OUTBOX_CHARS:
                 direct = delivery

@@ -10,7 +10,7 @@ import pytest
 
 from pushfuncs.background import BackgroundTasks
 from pushfuncs.context import get_context
-from pushfuncs.services import outbox
+from pushfuncs.services import outbox, sending
 from pushfuncs.services.outbox import recover_outbox
 from pushfuncs.storage.notifications import NotificationStore
 from sandbox import SandboxClient
@@ -121,4 +121,19 @@ async def test_a_retried_single_send_keeps_its_history(
     final = await status(notification_id)
     assert final["status"] == "delivered"
     assert final["targets"][0]["attempts"] == 2
+    assert (await recover_outbox(await get_context(), datetime.now(UTC) + LATER)).recovered == 0
+
+
+async def test_single_sends_beyond_the_background_limit_go_through_the_queue(
+    app_env: dict[str, str], device: dict[str, Any], sandbox_client: SandboxClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sending, "MAX_SENDS_IN_BACKGROUND", 0)
+    notification_id = await send_toast(device["id"])
+    queue = driver(app_env)
+    assert await queue.pending() == 1
+    await queue.drain()
+    await queue.close()
+    assert (await status(notification_id))["status"] == "delivered"
+    assert len(sandbox_client.inbox(device["channelId"])) == 1
+    # Not an outbox row: the recovery has nothing to do with it.
     assert (await recover_outbox(await get_context(), datetime.now(UTC) + LATER)).recovered == 0
