@@ -156,7 +156,8 @@ REDIRECT_REFUSED = Rule(Action.FAIL, "redirect refused (the bearer token never f
 UNKNOWN_SUCCESS = Rule(Action.FAIL, "unexpected WNS status", "wns.pnserror")
 NETWORK_ERROR = Rule(Action.RETRY, "network error", "wns.pnserror")
 TIMEOUT = Rule(Action.RETRY, "timed out", "wns.pnserror")
-DOMAIN_BLOCKED = Rule(Action.STOP_SENDING, "sending domain blocked by WNS", "wns.pnserror")
+# Notification Hubs has no metric for this one; ours is counted once, under its own name.
+DOMAIN_BLOCKED = Rule(Action.STOP_SENDING, "sending domain blocked by WNS", "wns.domainblocked")
 
 
 @dataclass(frozen=True)

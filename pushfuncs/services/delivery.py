@@ -208,7 +208,6 @@ class DeliveryService:
                 " stop sending and contact Microsoft",
                 redact_channel_uri(target.channel_uri),
             )
-            metrics.add("wns.domainblocked")
             await self._ctx.sending.suspend(f"WNS answered 410 Domain Blocked: {result.error_description}")
         elif action is Action.DROPPED:
             outcome.reason = f"dropped: {result.error_description}" if result.error_description else "dropped"

@@ -146,6 +146,11 @@ def test_domain_blocked_410_stops_sending() -> None:
     assert classify(410, **{"X-WNS-Error-Description": "Revoked channel URL"}) is Action.REMOVE_CHANNEL
 
 
+def test_domain_blocked_counts_once_under_its_own_metric() -> None:
+    blocked = classify_wns_response(410, httpx.Headers({"X-WNS-Error-Description": "Domain Blocked"}))
+    assert blocked.metric == "wns.domainblocked"
+
+
 @pytest.mark.parametrize("status", [406, 429, 503])
 def test_retry_after_is_read(status: int) -> None:
     result = classify_wns_response(status, httpx.Headers({"Retry-After": "7"}))
