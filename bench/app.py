@@ -152,20 +152,10 @@ async def fresh_instance(services: Services, token_secret: str) -> AsyncIterator
 @contextmanager
 def app_environment(values: dict[str, str]) -> Iterator[dict[str, str]]:
     """Apply the settings to this process (the app reads them lazily) and restore them after."""
-    from pushfuncs.config import reset_settings
+    from pushfuncs.config import applied_settings
 
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    reset_settings()
-    try:
+    with applied_settings(values):
         yield values
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
-        reset_settings()
 
 
 def queue_client(connection_string: str, queue: str) -> QueueClient:

@@ -25,14 +25,6 @@ from bench.loops import TOAST
 from bench.services import Services, process_cpu_seconds
 
 
-async def finish_background_sends() -> None:
-    from pushfuncs.context import existing_context
-
-    ctx = existing_context()
-    if ctx is not None:
-        await ctx.background.drain(timeout=300)
-
-
 @dataclass
 class SendCost:
     """What sends cost, in total over `notifications` sends to `deliveries` channels."""
@@ -85,6 +77,7 @@ async def register(installation_id: str, channel_uri: str, tags: list[str] | Non
 
 async def single_sends(services: Services, channels: list[str], count: int) -> SendCost:
     """`count` single-installation sends, one after the other, each drained before the next."""
+    from pushfuncs.context import finish_background_sends
     from pushfuncs.metrics import metrics
 
     ids = [f"single-{uuid.uuid4().hex[:12]}" for _ in range(count)]
@@ -93,9 +86,8 @@ async def single_sends(services: Services, channels: list[str], count: int) -> S
     drivers = _drivers(services.azurite.connection_string)
     # Warm the instance: its first send also reads the sending switch (then cached a minute).
     await call_http("send_notification", "POST", "notifications", toast_request({"installationId": ids[0]}))
-    await finish_background_sends()
+    await finish_background_sends(300)
     before = metrics.snapshot()
-    executions = 0
     started = time.perf_counter()
     try:
         with storage_counter.phase() as ops:
@@ -103,27 +95,15 @@ async def single_sends(services: Services, channels: list[str], count: int) -> S
                 status, body = await call_http(
                     "send_notification", "POST", "notifications", toast_request({"installationId": installation_id})
                 )
-                executions += 1
                 if status != 202:
                     raise RuntimeError(f"send failed: {status} {body}")
-                await finish_background_sends()
+                await finish_background_sends(300)
                 await run_all_queues(drivers, quiet=0.0)
     finally:
         for driver in drivers:
             await driver.close()
     seconds = time.perf_counter() - started
-    delta = _metrics_delta(before, metrics.snapshot())
-    executions += sum(d.stats.messages + d.stats.failures for d in drivers)
-    return SendCost(
-        notifications=count,
-        deliveries=count,
-        delivered=delta.get("wns.success", 0),
-        seconds=seconds,
-        storage=ops + sum((d.stats.host_operations() for d in drivers), Counter()),
-        executions=executions,
-        metrics=delta,
-        failures=sum(d.stats.failures for d in drivers),
-    )
+    return _single_sends_cost(count, seconds, ops, drivers, count, _metrics_delta(before, metrics.snapshot()))
 
 
 async def single_sends_under_load(
@@ -131,6 +111,7 @@ async def single_sends_under_load(
 ) -> SendCost:
     """`count` single-installation sends POSTed `concurrency` at a time while the host delivers:
     the instance time per send under a sustained load (what Flex Consumption bills)."""
+    from pushfuncs.context import finish_background_sends
     from pushfuncs.metrics import metrics
 
     ids = [f"load-{uuid.uuid4().hex[:12]}" for _ in range(count)]
@@ -157,20 +138,31 @@ async def single_sends_under_load(
         with storage_counter.phase() as ops:
             started = time.perf_counter()
             await asyncio.gather(*(poster() for _ in range(concurrency)))
-            await finish_background_sends()
+            await finish_background_sends(300)
             await run_all_queues(drivers, quiet=0.0)  # retries, if any were queued
             seconds = time.perf_counter() - started
     finally:
         for driver in drivers:
             await driver.close()
-    delta = _metrics_delta(before, metrics.snapshot())
+    return _single_sends_cost(count, seconds, ops, drivers, count, _metrics_delta(before, metrics.snapshot()))
+
+
+def _single_sends_cost(
+    count: int,
+    seconds: float,
+    ops: Counter[str],
+    drivers: list[HostLikeDriver],
+    http_executions: int,
+    delta: dict[str, int],
+) -> SendCost:
+    """What `count` single sends cost: the POSTs' executions plus the queue messages the host ran."""
     return SendCost(
         notifications=count,
         deliveries=count,
         delivered=delta.get("wns.success", 0),
         seconds=seconds,
         storage=ops + sum((d.stats.host_operations() for d in drivers), Counter()),
-        executions=count + sum(d.stats.messages + d.stats.failures for d in drivers),
+        executions=http_executions + sum(d.stats.messages + d.stats.failures for d in drivers),
         metrics=delta,
         failures=sum(d.stats.failures for d in drivers),
     )

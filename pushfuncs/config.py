@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from pushfuncs.channel_uri import HostPattern, parse_allowed_hosts
@@ -97,3 +98,21 @@ def get_settings() -> Settings:
 def reset_settings() -> None:
     """Forget the cached settings (after the environment changed)."""
     get_settings.cache_clear()
+
+
+@contextmanager
+def applied_settings(values: Mapping[str, str]) -> Iterator[None]:
+    """Set app settings in this process's environment for a while (tests, benchmark), then put
+    back what was there; the cached settings are re-read on both sides."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    reset_settings()
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+        reset_settings()

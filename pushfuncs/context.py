@@ -105,9 +105,11 @@ async def get_context() -> AppContext:
     return context
 
 
-def existing_context() -> AppContext | None:
-    """The running loop's context if one was created (no storage calls)."""
-    return _contexts.get(asyncio.get_running_loop())
+async def finish_background_sends(timeout: float | None = 30.0) -> None:
+    """Wait for the sends the running loop's context started after answering (tests, benchmark)."""
+    context = _contexts.get(asyncio.get_running_loop())
+    if context is not None:
+        await context.background.drain(timeout)
 
 
 async def close_context() -> None:

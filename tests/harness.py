@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,8 +18,8 @@ from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
 
 import function_app
-from pushfuncs.config import reset_settings
-from pushfuncs.context import existing_context
+from pushfuncs.config import applied_settings
+from pushfuncs.context import finish_background_sends
 from pushfuncs.host_config import max_dequeue_count
 
 # get_functions() may be called once per app object.
@@ -89,25 +88,8 @@ def app_environment(azurite: Any, sandbox: Any, **overrides: str) -> Iterator[di
         "WNS_TOKEN_SECRET_NAME": f"wns-token-{suffix}",
     }
     values.update(overrides)
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    reset_settings()
-    try:
+    with applied_settings(values):
         yield values
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
-        reset_settings()
-
-
-async def finish_background_sends(timeout: float = 30.0) -> None:
-    """Wait for the sends the send API started after answering (single-installation sends)."""
-    ctx = existing_context()
-    if ctx is not None:
-        await ctx.background.drain(timeout)
 
 
 class QueueDriver:

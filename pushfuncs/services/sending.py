@@ -85,9 +85,9 @@ async def accept_notification(
         message: dict[str, object] = delivery.to_dict()
         targeted: int | None = 1
         if not delay and len(ctx.background) < MAX_SENDS_IN_BACKGROUND:
-            work = json.dumps(message, separators=(",", ":"))
-            if len(work) <= MAX_OUTBOX_CHARS:
-                direct = delivery
+            text = json.dumps(message, separators=(",", ":"))
+            if len(text) <= MAX_OUTBOX_CHARS:
+                direct, work = delivery, text
     else:
         queue = ctx.fanout_queue
         message = FanoutMessage(
@@ -113,7 +113,7 @@ async def accept_notification(
                 targeted=targeted,
                 send_at=request.send_at,
             ),
-            work=work if direct else None,
+            work=work,
         )
     if direct is not None:
         ctx.background.start(DeliveryService(ctx).deliver_direct(direct), name=f"send of {notification_id}")

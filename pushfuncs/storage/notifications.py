@@ -166,9 +166,14 @@ class NotificationStore:
 
     async def record_direct_outcomes(self, notification_id: str, outcomes: list[TargetOutcome], now: datetime) -> None:
         """A single-installation send's first outcome, merged into its summary (closes the outbox)."""
-        text = json.dumps({o.installation_id: o.to_compact() for o in outcomes}, separators=(",", ":"))
         await self._table.upsert_entity(
-            {"PartitionKey": notification_id, "RowKey": SUMMARY, "O0": text, "UpdatedAt": now, "Outbox": "done"}
+            {
+                "PartitionKey": notification_id,
+                "RowKey": SUMMARY,
+                "O0": _outcomes_text(outcomes),
+                "UpdatedAt": now,
+                "Outbox": "done",
+            }
         )
 
     async def pending_outbox(self, created_from: datetime, created_before: datetime) -> AsyncIterator[tuple[str, str]]:
@@ -231,7 +236,7 @@ class NotificationStore:
         chunk: str = "",
     ) -> None:
         """Write the outcomes of one delivery batch attempt as one row."""
-        text = json.dumps({o.installation_id: o.to_compact() for o in outcomes}, separators=(",", ":"))
+        text = _outcomes_text(outcomes)
         row: dict[str, object] = {
             "PartitionKey": notification_id,
             "RowKey": _batch_row(batch_key, attempt, part) + (f":f{chunk}" if chunk else ""),
@@ -300,6 +305,10 @@ class NotificationStore:
 def _batch_row(batch_key: str, attempt: int, part: str) -> str:
     # Attempt before part: in RowKey order a later attempt of a target still comes later.
     return f"{BATCH_PREFIX}{batch_key}:a{attempt:03d}" + (f":{part}" if part else "")
+
+
+def _outcomes_text(outcomes: list[TargetOutcome]) -> str:
+    return json.dumps({o.installation_id: o.to_compact() for o in outcomes}, separators=(",", ":"))
 
 
 def _outcomes_json(entity: dict[str, object]) -> dict[str, dict[str, object]]:
