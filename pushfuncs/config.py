@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 from pushfuncs.channel_uri import HostPattern, parse_allowed_hosts
 
@@ -34,6 +35,7 @@ class Settings:
     allowed_hosts: tuple[HostPattern, ...]
     key_vault_url: str
     token_secret_name: str
+    notification_retention: timedelta = timedelta(days=30)
 
     @property
     def poison_queue(self) -> str:
@@ -54,6 +56,20 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError as error:
         raise ConfigurationError(f"setting {name} must be an integer, not {raw!r}") from error
+
+
+# Scheduled sends fire up to 7 days after acceptance and are retried after that: a notification
+# must outlive its last write, or a late outcome would bring back part of a deleted one.
+MIN_RETENTION_DAYS = 8
+
+
+def _retention(env: Mapping[str, str]) -> timedelta:
+    days = _int(env, "NOTIFICATION_RETENTION_DAYS", 30)
+    if days < MIN_RETENTION_DAYS:
+        raise ConfigurationError(
+            f"setting NOTIFICATION_RETENTION_DAYS must be at least {MIN_RETENTION_DAYS}, not {days}"
+        )
+    return timedelta(days=days)
 
 
 def load_settings(env: Mapping[str, str]) -> Settings:
@@ -86,6 +102,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         allowed_hosts=allowed,
         key_vault_url=_get(env, "KEY_VAULT_URL"),
         token_secret_name=_get(env, "WNS_TOKEN_SECRET_NAME", "wns-access-token"),
+        notification_retention=_retention(env),
     )
 
 
