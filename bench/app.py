@@ -123,6 +123,7 @@ def app_settings(services: Services, token_secret: str | None = None) -> dict[st
         "TOKEN_REFRESH_SCHEDULE": NEVER,
         "SWEEP_SCHEDULE": NEVER,
         "OUTBOX_RECOVERY_SCHEDULE": NEVER,
+        "RETENTION_SCHEDULE": NEVER,
     }
 
 

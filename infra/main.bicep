@@ -115,6 +115,13 @@ param sweepSchedule string = '0 5 * * * *'
 @description('NCRONTAB schedule of the recovery of accepted but unsent notifications, in UTC (OUTBOX_RECOVERY_SCHEDULE).')
 param outboxRecoverySchedule string = '30 * * * * *'
 
+@description('NCRONTAB schedule of the deletion of notifications past their retention, in UTC (RETENTION_SCHEDULE).')
+param retentionSchedule string = '0 15 * * * *'
+
+@minValue(8)
+@description('Days the status, outcome and Idempotency-Key rows of a notification are kept (NOTIFICATION_RETENTION_DAYS).')
+param notificationRetentionDays int = 30
+
 @description('Entra authority the WNS token is requested from (WNS_AUTHORITY_HOST).')
 param wnsAuthorityHost string = 'https://login.microsoftonline.com'
 
@@ -246,6 +253,8 @@ module api 'app/api.bicep' = {
     tokenRefreshSchedule: tokenRefreshSchedule
     sweepSchedule: sweepSchedule
     outboxRecoverySchedule: outboxRecoverySchedule
+    retentionSchedule: retentionSchedule
+    notificationRetentionDays: notificationRetentionDays
   }
 }
 

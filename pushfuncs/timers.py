@@ -1,5 +1,5 @@
 """Timer triggers: keep the shared WNS token fresh in Key Vault; sweep expired installations;
-queue single sends that their process never sent."""
+queue single sends that their process never sent; delete notifications past their retention."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import azure.functions as func
 
 from pushfuncs.context import get_context
 from pushfuncs.services.outbox import recover_outbox
+from pushfuncs.services.retention import expire_notifications
 from pushfuncs.services.sweep import ExpirySweeper
 
 logger = logging.getLogger(__name__)
@@ -52,3 +53,18 @@ async def recover_unsent_notifications(timer: func.TimerRequest) -> None:
     report = await recover_outbox(ctx, datetime.now(UTC))
     if report.recovered:
         logger.warning("outbox recovery: queued %d notifications accepted but never sent", report.recovered)
+
+
+@bp.function_name("expire_old_notifications")
+@bp.timer_trigger(arg_name="timer", schedule="%RETENTION_SCHEDULE%", run_on_startup=False)
+async def expire_old_notifications(timer: func.TimerRequest) -> None:
+    ctx = await get_context()
+    report = await expire_notifications(ctx.notifications, datetime.now(UTC), ctx.settings.notification_retention)
+    logger.info(
+        "retention: deleted %d notifications (%d rows, %d idempotency keys) from %s on, finished=%s",
+        report.notifications,
+        report.rows,
+        report.idempotency_keys,
+        report.started_from,
+        report.finished,
+    )

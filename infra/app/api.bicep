@@ -35,6 +35,8 @@ param wnsTokenSecretName string
 param tokenRefreshSchedule string
 param sweepSchedule string
 param outboxRecoverySchedule string
+param retentionSchedule string
+param notificationRetentionDays int
 
 resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' existing = {
   name: identityName
@@ -211,6 +213,14 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'OUTBOX_RECOVERY_SCHEDULE'
           value: outboxRecoverySchedule
+        }
+        {
+          name: 'RETENTION_SCHEDULE'
+          value: retentionSchedule
+        }
+        {
+          name: 'NOTIFICATION_RETENTION_DAYS'
+          value: string(notificationRetentionDays)
         }
       ]
     }

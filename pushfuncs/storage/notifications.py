@@ -14,18 +14,26 @@ read is one single-partition query that merges the batch rows (later attempts wi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableTransactionError
 from azure.data.tables.aio import TableClient
 
 SUMMARY = "summary"
 SYSTEM_PARTITION = "~system"
 OUTBOX_CURSOR_ROW = "outbox-cursor"
+RETENTION_CURSOR_ROW = "retention-cursor"
+# On the summary of a send made with an Idempotency-Key: the PartitionKey of the key's row,
+# whose RowKey is always IDEMPOTENCY_ROW_KEY; retention deletes it with the notification.
+IDEMPOTENCY_ROW = "IdempotencyRow"
+IDEMPOTENCY_ROW_KEY = "key"
 PAGE_PREFIX = "p:"
 CLAIM_PREFIX = "c:"
 BATCH_PREFIX = "b:"
@@ -299,6 +307,64 @@ class NotificationStore:
             expanded=expanded,
             fanout_done=bool(summary.get("FanoutDone")),
             send_at=summary.get("SendAt"),  # type: ignore[arg-type]
+        )
+
+    async def keys_created_before(self, start: str, cutoff: str) -> AsyncIterator[tuple[str, str, str | None]]:
+        """(PartitionKey, RowKey, IdempotencyRow) of every row with start <= PartitionKey < cutoff,
+        in key order: one range query that reads keys only."""
+        rows = self._table.query_entities(
+            "PartitionKey ge @lo and PartitionKey lt @hi",
+            parameters={"lo": start, "hi": cutoff},
+            select=["PartitionKey", "RowKey", IDEMPOTENCY_ROW],
+        )
+        async for row in rows:
+            yield str(row["PartitionKey"]), str(row["RowKey"]), row.get(IDEMPOTENCY_ROW) or None
+
+    async def delete_rows(self, notification_id: str, row_keys: list[str]) -> None:
+        """Delete up to 100 rows of one notification in one entity-group transaction."""
+        try:
+            await self._table.submit_transaction(
+                [("delete", {"PartitionKey": notification_id, "RowKey": rk}) for rk in row_keys]
+            )
+        except TableTransactionError as error:
+            if error.status_code != 404:
+                raise
+            # Some row was already gone (a concurrent run): the rest one by one.
+            for rk in row_keys:
+                with contextlib.suppress(ResourceNotFoundError):
+                    await self._table.delete_entity(notification_id, rk)
+
+    async def delete_idempotency_row(self, partition: str, notification_id: str) -> bool:
+        """Forget the Idempotency-Key row `partition` if it still names this notification
+        (a replay after it went may have claimed the key for a new one: that stays)."""
+        try:
+            entity = await self._table.get_entity(partition, IDEMPOTENCY_ROW_KEY)
+        except ResourceNotFoundError:
+            return False
+        if entity.get("NotificationId") != notification_id:
+            return False
+        try:
+            await self._table.delete_entity(
+                partition,
+                IDEMPOTENCY_ROW_KEY,
+                etag=entity.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except (ResourceNotFoundError, ResourceModifiedError):
+            return False
+        return True
+
+    async def retention_cursor(self) -> str | None:
+        """The PartitionKey the next retention run starts from (every one before it is gone)."""
+        try:
+            entity = await self._table.get_entity(SYSTEM_PARTITION, RETENTION_CURSOR_ROW)
+        except ResourceNotFoundError:
+            return None
+        return str(entity["From"])
+
+    async def save_retention_cursor(self, start: str) -> None:
+        await self._table.upsert_entity(
+            {"PartitionKey": SYSTEM_PARTITION, "RowKey": RETENTION_CURSOR_ROW, "From": start}
         )
 
 
