@@ -29,6 +29,7 @@ from devhost.invocation import Invoker
 from devhost.keys import HostKeys, load_or_create_keys
 from devhost.ncrontab import ScheduleError, parse_schedule
 from devhost.queue_listener import DEFAULT_LEASE, QueueListener
+from devhost.route_rules import check_http_routes
 from devhost.settings import EnvironmentOverlay
 from devhost.storage import (
     ConnectionSettingError,
@@ -128,6 +129,9 @@ class LocalFunctionsHost:
         self._encoding = self.config.queues.message_encoding
         functions = [f for f in self._functions if self._selected(f.get_function_name(), environ)]
         specs, self.function_errors = describe_functions(functions, environ)
+        route_errors = check_http_routes([(s.name, s.trigger) for s in specs if s.trigger_type == "httpTrigger"])
+        self.function_errors.update(route_errors)
+        specs = [s for s in specs if s.name not in route_errors]
         self.keys = load_or_create_keys(self.keys_path)
         threads = environ.get("PYTHON_THREADPOOL_THREAD_COUNT")
         self._executor = ThreadPoolExecutor(

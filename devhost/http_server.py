@@ -21,6 +21,7 @@ from multidict import CIMultiDict
 from devhost.functions import FunctionLoadError, FunctionSpec
 from devhost.invocation import Invoker
 from devhost.keys import HostKeys, presented_key
+from devhost.route_rules import effective_route
 from devhost.routes import RouteTemplate, split_path
 
 log = logging.getLogger("devhost")
@@ -47,8 +48,7 @@ class HttpRoute:
 
 def build_route(spec: FunctionSpec, route_prefix: str) -> HttpRoute:
     """The route of one HTTP-triggered function; FunctionLoadError if its template is invalid."""
-    route = spec.trigger.get("route")
-    path = spec.name if route is None else str(route)
+    path = effective_route(spec.name, spec.trigger)
     full = "/".join(part for part in (route_prefix, path.removeprefix("~").strip("/")) if part)
     try:
         template = RouteTemplate.parse(full)

@@ -1,4 +1,4 @@
-"""HTTP: GET /api/health (anonymous) and GET /api/metrics (function key)."""
+"""HTTP: GET /api/health (anonymous), GET /api/metrics (function key), POST /api/sending/resume (master key)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,8 @@ async def get_metrics(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.function_name("resume_sending")
-@bp.route(route="admin/resume-sending", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+# Not under `admin/`: the Functions host reserves routes beginning with `admin` or `runtime`.
+@bp.route(route="sending/resume", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
 async def resume_sending(req: func.HttpRequest) -> func.HttpResponse:
     """After WNS blocked the sending domain and the cause is fixed: allow sending again."""
     ctx = await get_context()

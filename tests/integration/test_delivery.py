@@ -379,7 +379,7 @@ async def test_domain_blocked_stops_all_sending_until_resumed(
     assert refused.status == 503 and refused.body["error"]["code"] == "SendingSuspended"
     kept = await call_http("get_installation", "GET", f"installations/{device['id']}", installationId=device["id"])
     assert kept.status == 200  # a blocked domain says nothing about the channel
-    resumed = await call_http("resume_sending", "POST", "admin/resume-sending")
+    resumed = await call_http("resume_sending", "POST", "sending/resume")
     assert resumed.status == 200
     again = await send({"type": "toast", "payload": TOAST, "target": {"installationId": device["id"]}})
     assert again.status == 202

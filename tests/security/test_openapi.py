@@ -158,7 +158,7 @@ async def test_real_answers_match_the_documented_schemas(
     for name, method, route in (
         ("health", "GET", "health"),
         ("get_metrics", "GET", "metrics"),
-        ("resume_sending", "POST", "admin/resume-sending"),
+        ("resume_sending", "POST", "sending/resume"),
     ):
         answer = await call(name, method, route)
         assert answer.status == 200
