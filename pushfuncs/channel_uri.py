@@ -15,10 +15,10 @@ from urllib.parse import parse_qsl, urlsplit
 MAX_CHANNEL_URI_LENGTH = 2048
 DEFAULT_ALLOWED_HOSTS = "*.notify.windows.com"
 
-_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 # Printable ASCII without space, backslash, quotes, angle brackets, braces, pipe, caret, backtick.
-_URI_CHARS = re.compile(r"^[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+$")
-_NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]+|[0-9]+))*$")
+_URI_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
+_NUMERIC_HOST = re.compile(r"(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]+|[0-9]+))*")
 
 
 class InvalidChannelUri(ValueError):
@@ -40,7 +40,7 @@ class HostPattern:
         wildcard = host.startswith("*.")
         if wildcard:
             host = host[2:]
-        if not host or not all(_LABEL.match(label) for label in host.split(".")):
+        if not host or not all(_LABEL.fullmatch(label) for label in host.split(".")):
             raise ValueError(f"invalid host pattern {text!r} in WNS_ALLOWED_HOSTS")
         if port and not port.isdigit():
             raise ValueError(f"invalid port in host pattern {text!r} in WNS_ALLOWED_HOSTS")
@@ -62,7 +62,7 @@ def parse_allowed_hosts(setting: str | None) -> tuple[HostPattern, ...]:
 
 def _is_ip_literal(host: str) -> bool:
     # Dotted quads, decimal (2130706433), octal (0177.0.0.1) and hex (0x7f.1) forms all resolve.
-    return host.startswith("[") or ":" in host or bool(_NUMERIC_HOST.match(host))
+    return host.startswith("[") or ":" in host or bool(_NUMERIC_HOST.fullmatch(host))
 
 
 def validate_channel_uri(uri: object, allowed: tuple[HostPattern, ...]) -> str:
@@ -71,11 +71,14 @@ def validate_channel_uri(uri: object, allowed: tuple[HostPattern, ...]) -> str:
         raise InvalidChannelUri("must be a non-empty string")
     if len(uri) > MAX_CHANNEL_URI_LENGTH:
         raise InvalidChannelUri(f"is longer than {MAX_CHANNEL_URI_LENGTH} characters")
-    if not _URI_CHARS.match(uri):
+    if not _URI_CHARS.fullmatch(uri):
         raise InvalidChannelUri("contains characters a WNS channel URI never has")
     if not uri.startswith("https://"):
         raise InvalidChannelUri("must use https")
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+    except ValueError as error:  # unbalanced or misplaced brackets: "Invalid IPv6 URL"
+        raise InvalidChannelUri("is not a valid URI") from error
     netloc = parts.netloc
     if "@" in netloc:
         raise InvalidChannelUri("must not contain user information")
@@ -88,7 +91,7 @@ def validate_channel_uri(uri: object, allowed: tuple[HostPattern, ...]) -> str:
         raise InvalidChannelUri("host must not end with a dot")
     if _is_ip_literal(host) or netloc.startswith("["):
         raise InvalidChannelUri("host must be a name, not an IP address")
-    if not all(_LABEL.match(label) for label in host.split(".")):
+    if not all(_LABEL.fullmatch(label) for label in host.split(".")):
         raise InvalidChannelUri("host is not a valid DNS name")
     try:
         port = parts.port or 443
@@ -106,5 +109,8 @@ def validate_channel_uri(uri: object, allowed: tuple[HostPattern, ...]) -> str:
 
 def redact_channel_uri(uri: str) -> str:
     """The channel URI without its `token` (safe to log)."""
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return "<unparsable channel URI>"
     return f"{parts.scheme}://{parts.netloc}{parts.path}?token=<redacted>"

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 MAX_TAGS_OR_ONLY = 20
 MAX_TAGS = 6
 MAX_LENGTH = 1000
+# Nesting of parentheses and `!`: the parser recurses once per level, so the depth is bounded
+# well below Python's recursion limit. No useful expression of 6 tags comes near it.
+MAX_DEPTH = 32
 
 _TOKEN = re.compile(r"\s*(?:(\|\|)|(&&)|(!)|(\()|(\))|([A-Za-z0-9_@.:-]{1,120}))")
 
@@ -61,6 +64,7 @@ class _Parser:
     def __init__(self, tokens: list[str]) -> None:
         self.tokens = tokens
         self.index = 0
+        self.depth = 0
 
     def peek(self) -> str | None:
         return self.tokens[self.index] if self.index < len(self.tokens) else None
@@ -88,16 +92,22 @@ class _Parser:
 
     def parse_unary(self) -> Node:
         token = self.take()
-        if token == "!":
-            return Not(self.parse_unary())
-        if token == "(":
-            node = self.parse_or()
-            if self.take() != ")":
-                raise InvalidTagExpression("missing closing parenthesis")
+        if token in ("!", "("):
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise InvalidTagExpression(f"nests '!' and parentheses deeper than {MAX_DEPTH} levels")
+            node = Not(self.parse_unary()) if token == "!" else self._parenthesized()
+            self.depth -= 1
             return node
         if token in ("||", "&&", ")"):
             raise InvalidTagExpression(f"expected a tag, '!' or '(' but found {token!r}")
         return Tag(token)
+
+    def _parenthesized(self) -> Node:
+        node = self.parse_or()
+        if self.take() != ")":
+            raise InvalidTagExpression("missing closing parenthesis")
+        return node
 
 
 def parse_tag_expression(text: str) -> Node:

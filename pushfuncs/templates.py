@@ -16,6 +16,8 @@ from pushfuncs.wns import MAX_PAYLOAD_BYTES, NotificationType
 PLACEHOLDER = re.compile(r"\$\(([A-Za-z0-9_.-]{1,64})\)")
 _ATTRIBUTE_ENTITIES = {'"': "&quot;", "'": "&apos;"}
 INCOMING_CALL = "incomingCall"
+# Characters XML 1.0 cannot carry, even escaped: most C0 controls, surrogates, U+FFFE and U+FFFF.
+_NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 class TemplateError(ValueError):
@@ -40,10 +42,16 @@ def render(template: Template, properties: dict[str, str]) -> bytes:
     xml = template.notification_type.is_xml
 
     def value(match: re.Match[str]) -> str:
-        text = properties.get(match.group(1), "")
+        name = match.group(1)
+        text = properties.get(name, "")
+        if xml and _NOT_XML_CHAR.search(text):
+            raise TemplateError(f"property {name!r} holds a character XML cannot carry")
         return escape(text, _ATTRIBUTE_ENTITIES) if xml else text
 
-    payload = PLACEHOLDER.sub(value, template.body).encode("utf-8")
+    try:
+        payload = PLACEHOLDER.sub(value, template.body).encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise TemplateError("renders to text that is not valid Unicode (a lone surrogate)") from error
     if not payload:
         raise TemplateError("renders to an empty payload")
     if len(payload) > MAX_PAYLOAD_BYTES:

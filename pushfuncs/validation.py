@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from xml.etree.ElementTree import ParseError
@@ -15,6 +17,7 @@ from defusedxml.ElementTree import fromstring as parse_xml_safely
 
 from pushfuncs.channel_uri import HostPattern, InvalidChannelUri, validate_channel_uri
 from pushfuncs.errors import ApiError, InvalidField
+from pushfuncs.storage.installations import templates_to_json
 from pushfuncs.tag_expression import InvalidTagExpression, parse_tag_expression
 from pushfuncs.templates import (
     INCOMING_CALL,
@@ -32,11 +35,80 @@ CHANNEL_LIFETIME = timedelta(days=30)
 EXPIRY_SKEW = timedelta(minutes=5)
 MAX_TAGS = 60
 
+# Table Storage counts a string property in UTF-16 code units: at most 32K of them (64 KiB).
+MAX_STORED_STRING_CHARS = 32 * 1024
+
+# Patterns are used with fullmatch only: `$` would also match before a final newline.
 # Ids become Table Storage keys: no '/', '\\', '#', '?', control characters or spaces.
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
 # Notification Hubs' tag alphabet and length, less '#': Table Storage refuses it in the tag index's keys.
-_TAG = re.compile(r"^[A-Za-z0-9_@.:-]{1,120}$")
-_ALPHANUMERIC = re.compile(rf"^[A-Za-z0-9]{{1,{MAX_TAG_LENGTH}}}$")
+_TAG = re.compile(r"[A-Za-z0-9_@.:-]{1,120}")
+_ALPHANUMERIC = re.compile(rf"[A-Za-z0-9]{{1,{MAX_TAG_LENGTH}}}")
+# JSON's \\ud800 escapes decode to lone surrogates: no UTF-8 payload or stored property holds one.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_NOT_TEXT = "holds a lone surrogate (\\ud800-\\udfff), not text"
+
+
+def stored_length(text: str) -> int:
+    """The length Table Storage counts for a string property: UTF-16 code units."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def stored_json(value: object) -> str:
+    """`value` as we store it in a property or queue message: compact JSON, non-ASCII escaped."""
+    return json.dumps(value, separators=(",", ":"))
+
+
+class _DuplicateKeys(dict[str, object]):
+    """A JSON object that named `duplicate` twice (the last value would silently win)."""
+
+    duplicate: str = ""
+
+
+def _object_without_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    result = dict(pairs)
+    if len(result) == len(pairs):
+        return result
+    flagged = _DuplicateKeys(result)
+    flagged.duplicate = next(key for key, count in Counter(key for key, _ in pairs).items() if count > 1)
+    return flagged
+
+
+def _refuse_constant(name: str) -> float:
+    raise ApiError(400, "InvalidJson", f"request body is not valid JSON: {name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ApiError(400, "InvalidJson", f"request body is not valid JSON: {text[:40]} is out of range")
+    return value
+
+
+def _field_name(path: str, key: str) -> str:
+    # A key with a lone surrogate cannot be shown as it is; its escaped form can.
+    shown = key.encode("utf-8", "backslashreplace").decode("utf-8")
+    return f"{path}.{shown}" if path else shown
+
+
+def _check_json_text(value: object) -> None:
+    """Refuse duplicate keys and lone surrogates (no stored form or WNS payload can carry
+    them), naming the field. Iterative: the nesting depth is the client's."""
+    stack: list[tuple[str, object]] = [("", value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, dict):
+            if isinstance(item, _DuplicateKeys):
+                raise InvalidField(_field_name(path, item.duplicate), "is given twice", "DuplicateField")
+            for key, child in item.items():
+                name = _field_name(path, key)
+                if _SURROGATE.search(key):
+                    raise InvalidField(name, f"the name {_NOT_TEXT}")
+                stack.append((name, child))
+        elif isinstance(item, list):
+            stack.extend((f"{path}[{index}]", child) for index, child in enumerate(item))
+        elif isinstance(item, str) and _SURROGATE.search(item):
+            raise InvalidField(path, _NOT_TEXT)
 
 
 def parse_json_object(body: bytes, max_bytes: int = MAX_BODY_BYTES) -> dict[str, object]:
@@ -46,11 +118,17 @@ def parse_json_object(body: bytes, max_bytes: int = MAX_BODY_BYTES) -> dict[str,
     if not body.strip():
         raise ApiError(400, "InvalidJson", "request body is empty; a JSON object is required")
     try:
-        value = json.loads(body)
+        value = json.loads(
+            body,
+            object_pairs_hook=_object_without_duplicates,
+            parse_constant=_refuse_constant,
+            parse_float=_finite_float,
+        )
     except (ValueError, RecursionError) as error:
         raise ApiError(400, "InvalidJson", f"request body is not valid JSON: {error}") from error
     if not isinstance(value, dict):
         raise ApiError(400, "InvalidJson", "request body must be a JSON object")
+    _check_json_text(value)
     return value
 
 
@@ -95,7 +173,10 @@ def parse_rfc3339(value: object, field_name: str) -> datetime:
         raise InvalidField(field_name, "must be an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z") from error
     if parsed.tzinfo is None:
         raise InvalidField(field_name, "must carry a time zone offset (e.g. Z)")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as error:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise InvalidField(field_name, "is outside the years 1-9999 in UTC") from error
 
 
 @dataclass(frozen=True)
@@ -108,7 +189,9 @@ class InstallationRequest:
 
 
 MAX_TEMPLATES = 10
-MAX_TEMPLATES_CHARS = 30_000  # all templates together: they are copied into index rows
+# All templates together, as stored (`templates_to_json`: non-ASCII as \\uXXXX, escaped quotes and
+# backslashes): one string property of the registry entity and of each of its index rows.
+MAX_TEMPLATES_CHARS = 30_000
 _TEMPLATE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
@@ -135,17 +218,29 @@ def parse_templates(value: object) -> dict[str, Template]:
         body = spec.get("body")
         if not isinstance(body, str) or not body:
             raise InvalidField(f"{prefix}.body", "must be a non-empty string")
-        if len(body.encode("utf-8")) > MAX_PAYLOAD_BYTES:
+        encoded = _utf8(body, f"{prefix}.body")
+        if len(encoded) > MAX_PAYLOAD_BYTES:
             raise InvalidField(f"{prefix}.body", f"is larger than WNS's {MAX_PAYLOAD_BYTES} bytes")
         if kind.is_xml:
             try:
-                validate_xml_payload(body.encode("utf-8"), kind)
+                validate_xml_payload(encoded, kind)
             except ApiError as error:
                 raise InvalidField(f"{prefix}.body", error.message.removeprefix("payload: "), "InvalidXml") from error
         templates[name] = Template(kind, body)
-    if sum(len(t.body) for t in templates.values()) > MAX_TEMPLATES_CHARS:
-        raise InvalidField("templates", f"together at most {MAX_TEMPLATES_CHARS} characters")
+    stored = stored_length(templates_to_json(templates))
+    if stored > MAX_TEMPLATES_CHARS:
+        raise InvalidField(
+            "templates",
+            f"together take {stored} characters as stored (JSON, non-ASCII escaped); at most {MAX_TEMPLATES_CHARS}",
+        )
     return templates
+
+
+def _utf8(text: str, field_name: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise InvalidField(field_name, _NOT_TEXT) from error
 
 
 def parse_installation_request(
@@ -264,7 +359,7 @@ def validate_xml_payload(payload: bytes, notification_type: NotificationType) ->
         raise InvalidField(
             "payload", f"XML with DTDs or entities is refused ({type(error).__name__})", "InvalidXml"
         ) from error
-    except ParseError as error:
+    except (ParseError, LookupError, ValueError) as error:  # LookupError: an unknown declared encoding
         raise InvalidField("payload", f"is not well-formed XML: {error}", "InvalidXml") from error
     if root.tag != notification_type.value:
         raise InvalidField(
@@ -399,7 +494,9 @@ def _parse_template_send(
     for other in ("type", "payload", "payloadBase64"):
         if other in data:
             raise InvalidField(other, 'a template send takes "template" and "properties", not a payload')
-    raw = data.get("properties") or {}
+    raw = data.get("properties")
+    if raw is None:
+        raw = {}
     if not isinstance(raw, dict):
         raise InvalidField("properties", "must be an object of names to values")
     properties: dict[str, str] = {}
@@ -407,8 +504,15 @@ def _parse_template_send(
         if not isinstance(value, (str, int, float, bool)):
             raise InvalidField(f"properties.{key}", "must be a string, number or boolean")
         properties[str(key)] = str(value).lower() if isinstance(value, bool) else str(value)
-    if sum(len(k) + len(v) for k, v in properties.items()) > MAX_PROPERTIES_CHARS:
-        raise InvalidField("properties", f"together at most {MAX_PROPERTIES_CHARS} characters")
+        if _SURROGATE.search(key + properties[key]):
+            raise InvalidField(f"properties.{key}", _NOT_TEXT)
+    # A fan-out carries the properties in its queue message, as JSON (non-ASCII escaped).
+    stored = stored_length(stored_json(properties))
+    if stored > MAX_PROPERTIES_CHARS:
+        raise InvalidField(
+            "properties",
+            f"together take {stored} characters as stored (JSON, non-ASCII escaped); at most {MAX_PROPERTIES_CHARS}",
+        )
     kind = NotificationType.TOAST
     payload = b""
     if name == INCOMING_CALL:
@@ -446,7 +550,7 @@ def _parse_payload(data: dict[str, object], notification_type: NotificationType)
     else:
         if not isinstance(text, str):
             raise InvalidField("payload", "is required and must be a string", "MissingField")
-        payload = text.encode("utf-8")
+        payload = _utf8(text, "payload")
         name = "payload"
     if not payload:
         raise InvalidField(name, "may not be empty")
