@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 
+from .config import API_APP_ID_URI, API_DEVICE_SCOPE, DEVICE_CLIENT_ID, USER_PASSWORD
+
 WNS_SCOPE = "https://wns.windows.com/.default"
 
 
@@ -84,6 +86,37 @@ class SandboxClient:
                 if value is not None:
                     spec[key] = value
         self._call("POST", "/_sandbox/faults", spec)
+
+    def rotate_signing_key(self) -> str:
+        """Sign API tokens with a new key from now on; returns its kid."""
+        return self._call("POST", "/_sandbox/entra/keys/rotate")["kid"]
+
+    def shape_next_token(self, **shape: Any) -> None:
+        """Change the next API token: expiresIn, notBeforeIn, audience, issuer, tenant."""
+        self._call("POST", "/_sandbox/entra/next-token", shape)
+
+    def user_token(self, username: str, password: str = USER_PASSWORD) -> str:
+        """A device's access token for the API, for a test user, from the real token endpoint."""
+        tenant = self.info()["tenantId"]
+        response = self._http.post(
+            f"/{tenant}/oauth2/v2.0/token",
+            data={
+                "grant_type": "password",
+                "client_id": DEVICE_CLIENT_ID,
+                "username": username,
+                "password": password,
+                "scope": f"{API_APP_ID_URI}/{API_DEVICE_SCOPE} openid profile offline_access",
+            },
+        )
+        response.raise_for_status()
+        return str(response.json()["access_token"])
+
+    def backend_token(self, client_id: str, client_secret: str) -> str:
+        """An app-only access token for the API (with its backend app role)."""
+        tenant = self.info()["tenantId"]
+        response = self.request_token(tenant, client_id, client_secret, f"{API_APP_ID_URI}/.default")
+        response.raise_for_status()
+        return str(response.json()["access_token"])
 
     def stats(self) -> dict[str, Any]:
         return self._call("GET", "/_sandbox/stats")

@@ -7,6 +7,16 @@ from pathlib import Path
 
 WNS_RESOURCE = "https://wns.windows.com"
 VAULT_RESOURCE = "https://vault.azure.net"
+# The push backend's own API, as an app registration exposing a scope (devices) and an app role
+# (backends); its tokens are signed JWTs, verified by the app against the published keys.
+API_CLIENT_ID = "sandbox-api-client-id"
+API_APP_ID_URI = "api://sandbox-api"
+API_DEVICE_SCOPE = "Installations.ReadWrite"
+API_BACKEND_ROLE = "Installations.Manage"
+# The Windows app: a public client that signs users in and asks for the API's scope.
+DEVICE_CLIENT_ID = "sandbox-device-app"
+# Any user name signs in with this password (resource owner password grant), e.g. alice, bob.
+USER_PASSWORD = "sandbox-user-password"
 KNOWN_RESOURCES = (WNS_RESOURCE, VAULT_RESOURCE)
 
 DEFAULT_PORT = 8443

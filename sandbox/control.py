@@ -9,8 +9,17 @@ from typing import Any
 from aiohttp import web
 
 from .channels import Channel, format_delivery
-from .config import DEFAULT_CHANNEL_LIFETIME, WNS_RESOURCE
+from .config import (
+    API_APP_ID_URI,
+    API_BACKEND_ROLE,
+    API_CLIENT_ID,
+    API_DEVICE_SCOPE,
+    DEFAULT_CHANNEL_LIFETIME,
+    DEVICE_CLIENT_ID,
+    WNS_RESOURCE,
+)
 from .faults import FaultError, FaultMix
+from .signing import TokenShape
 from .state import state_of
 
 _MAX_CHANNEL_LIFETIME = 10 * 365 * 24 * 3600
@@ -63,6 +72,13 @@ async def info(request: web.Request) -> web.Response:
             "tenantId": tenant,
             "clientId": state.config.client_id,
             "managedIdentityClientId": state.config.managed_identity_client_id,
+            "api": {
+                "clientId": API_CLIENT_ID,
+                "appIdUri": API_APP_ID_URI,
+                "deviceScope": f"{API_APP_ID_URI}/{API_DEVICE_SCOPE}",
+                "backendRole": API_BACKEND_ROLE,
+                "deviceClientId": DEVICE_CLIENT_ID,
+            },
         }
     )
 
@@ -159,6 +175,23 @@ async def expire_tokens(request: web.Request) -> web.Response:
     return web.json_response({"expired": state_of(request).tokens.expire(WNS_RESOURCE)})
 
 
+async def rotate_signing_key(request: web.Request) -> web.Response:
+    """Sign API tokens with a new key from now on (the JWKS publishes it beside the previous one)."""
+    return web.json_response({"kid": state_of(request).api_tokens.rotate()})
+
+
+async def shape_next_token(request: web.Request) -> web.Response:
+    """Change the next API token issued: expiresIn, notBeforeIn (seconds), audience, issuer, tenant."""
+    body = await _optional_json(request) or {}
+    if not isinstance(body, dict):
+        return _error(400, "body must be a JSON object")
+    try:
+        state_of(request).api_tokens.next_shape = TokenShape.from_json(body)
+    except ValueError as exc:
+        return _error(400, str(exc))
+    return web.json_response({"nextToken": body})
+
+
 async def stats(request: web.Request) -> web.Response:
     state = state_of(request)
     return web.json_response(state.stats.snapshot(len(state.channels)))
@@ -185,5 +218,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/_sandbox/faults", get_fault_mix)
     router.add_post("/_sandbox/tokens/revoke", revoke_tokens)
     router.add_post("/_sandbox/tokens/expire", expire_tokens)
+    router.add_post("/_sandbox/entra/keys/rotate", rotate_signing_key)
+    router.add_post("/_sandbox/entra/next-token", shape_next_token)
     router.add_get("/_sandbox/stats", stats)
     router.add_post("/_sandbox/reset", reset)

@@ -1,4 +1,9 @@
-"""Microsoft Entra ID v2.0 endpoints used by client-credential apps: discovery and /token."""
+"""Microsoft Entra ID v2.0 endpoints: discovery, signing keys and /token.
+
+WNS and Key Vault tokens are opaque (those services are played here too); tokens for the push
+backend's own API are RS256 JWTs, as Entra ID issues them, for users of the Windows app
+(password grant) and for backends (client credentials with an app role).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,23 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from . import assertion, ids
-from .config import KNOWN_RESOURCES
+from .config import (
+    API_APP_ID_URI,
+    API_BACKEND_ROLE,
+    API_CLIENT_ID,
+    API_DEVICE_SCOPE,
+    DEVICE_CLIENT_ID,
+    KNOWN_RESOURCES,
+    USER_PASSWORD,
+)
+from .signing import object_id
 from .state import SandboxState, state_of
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 _RESERVED_SCOPES = {"openid", "profile", "offline_access"}
 _NO_STORE = {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"}
+# Entra ID access tokens live 60-90 minutes.
+API_TOKEN_LIFETIME = 3600
 
 
 class EntraError(Exception):
@@ -83,8 +99,11 @@ async def openid_configuration(request: web.Request) -> web.Response:
 
 
 async def jwks(request: web.Request) -> web.Response:
-    # Sandbox tokens are opaque, so there are no signing keys to publish.
-    return web.json_response({"keys": []})
+    state = state_of(request)
+    if request.match_info["tenant"] != state.config.tenant_id:
+        return _unknown_tenant(request.match_info["tenant"], "invalid_tenant").response()
+    state.stats.jwks_requests += 1
+    return web.json_response(state.api_tokens.jwks())
 
 
 async def token(request: web.Request) -> web.Response:
@@ -92,11 +111,17 @@ async def token(request: web.Request) -> web.Response:
     form = await request.post()
     fields = {k: v for k, v in form.items() if isinstance(v, str)}
     try:
-        resource, client_id, credential = _authorize(request, state, fields)
+        if fields.get("grant_type") == "password":
+            body = _user_token(request, state, fields)
+        else:
+            resource, client_id, credential = _authorize(request, state, fields)
+            body = _app_token(state, client_id) if resource == API_APP_ID_URI else None
     except EntraError as exc:
         state.stats.token_requests["rejected"] += 1
         return exc.response()
     state.stats.token_requests["issued"] += 1
+    if body is not None:
+        return web.json_response(body, headers=_NO_STORE)
     lifetime = state.config.token_lifetime
     access_token, info = state.tokens.issue(resource, client_id, credential, lifetime)
     if state.config.expires_in_as_string:
@@ -212,7 +237,7 @@ def _resource_for(scope: str, tenant: str) -> str:
             "with /.default suffixed to the resource identifier (application ID URI).",
         )
     resource = value.removesuffix("/.default").rstrip("/")
-    if resource not in KNOWN_RESOURCES:
+    if resource not in (*KNOWN_RESOURCES, API_APP_ID_URI):
         raise EntraError(
             400,
             "invalid_resource",
@@ -222,3 +247,66 @@ def _resource_for(scope: str, tenant: str) -> str:
             "user in the tenant. You might have sent your authentication request to the wrong tenant.",
         )
     return resource
+
+
+def _api_token_body(state: SandboxState, claims: dict[str, object], scope: str) -> dict[str, object]:
+    config = state.config
+    access_token = state.api_tokens.issue(state.public_url, config.tenant_id, API_CLIENT_ID, claims, API_TOKEN_LIFETIME)
+    return {
+        "token_type": "Bearer",
+        "scope": scope,
+        "expires_in": API_TOKEN_LIFETIME,
+        "ext_expires_in": API_TOKEN_LIFETIME,
+        "access_token": access_token,
+    }
+
+
+def _app_token(state: SandboxState, client_id: str) -> dict[str, object]:
+    """An app-only token for the API: the backend's service principal with the API's app role."""
+    principal = object_id(state.config.tenant_id, f"service-principal/{client_id}")
+    claims = {"oid": principal, "sub": principal, "azp": client_id, "azpacr": "1", "idtyp": "app"}
+    return _api_token_body(state, claims | {"roles": [API_BACKEND_ROLE]}, f"{API_APP_ID_URI}/.default")
+
+
+def _user_token(request: web.Request, state: SandboxState, fields: dict[str, str]) -> dict[str, object]:
+    """The resource owner password grant: a delegated token for a test user of the Windows app."""
+    tenant = request.match_info["tenant"]
+    if tenant != state.config.tenant_id:
+        raise _unknown_tenant(tenant, "invalid_request")
+    state.stats.token_requests["grant:password"] += 1
+    for name in ("client_id", "username", "password", "scope"):
+        if not fields.get(name):
+            raise _missing(name)
+    if fields["client_id"] != DEVICE_CLIENT_ID:
+        raise EntraError(
+            400,
+            "unauthorized_client",
+            700016,
+            f"Application with identifier '{fields['client_id']}' was not found in the directory '{tenant}'.",
+        )
+    if not hmac.compare_digest(fields["password"].encode(), USER_PASSWORD.encode()):
+        raise EntraError(
+            400, "invalid_grant", 50126, "Error validating credentials due to invalid username or password."
+        )
+    wanted = f"{API_APP_ID_URI}/{API_DEVICE_SCOPE}"
+    scopes = [s for s in fields["scope"].split() if s not in _RESERVED_SCOPES]
+    if scopes != [wanted]:
+        raise EntraError(
+            400,
+            "invalid_scope",
+            70011,
+            f"The provided value for the input parameter 'scope' isn't valid. The scope {fields['scope']} isn't "
+            f"valid; the sandbox API exposes {wanted}.",
+        )
+    username = fields["username"].strip().lower()
+    oid = object_id(tenant, f"user/{username}")
+    claims = {
+        "oid": oid,
+        "sub": object_id(tenant, f"pairwise/{DEVICE_CLIENT_ID}/{oid}"),
+        "scp": API_DEVICE_SCOPE,
+        "azp": DEVICE_CLIENT_ID,
+        "azpacr": "0",
+        "name": username,
+        "preferred_username": username,
+    }
+    return _api_token_body(state, claims, wanted)

@@ -19,7 +19,7 @@ from aiohttp import web
 from . import tls
 from .app import create_app
 from .client import SandboxClient
-from .config import SandboxConfig
+from .config import API_APP_ID_URI, API_CLIENT_ID, SandboxConfig
 from .state import SandboxState
 
 _BACKLOG = 1024
@@ -111,6 +111,10 @@ def app_settings(
         "IDENTITY_HEADER": identity_header,
         "SSL_CERT_FILE": str(ca_path),
         "REQUESTS_CA_BUNDLE": str(ca_path),
+        "DEVICE_SIGN_IN_ENABLED": "true",
+        "API_AUTHORITY_HOST": url,
+        "API_AUDIENCES": f"{API_CLIENT_ID},{API_APP_ID_URI}",
+        "API_ALLOWED_TENANTS": tenant_id,
     }
 
 

@@ -8,6 +8,7 @@ from .assertion import CertificateKeys
 from .channels import ChannelStore
 from .config import SandboxConfig
 from .faults import FaultMix
+from .signing import ApiTokenIssuer
 from .stats import Stats
 from .tokens import TokenStore
 from .vault_store import SecretStore
@@ -23,6 +24,7 @@ class SandboxState:
         self.secrets = SecretStore()
         self.stats = Stats()
         self.fault_mix: FaultMix | None = None
+        self.api_tokens = ApiTokenIssuer()
 
     def set_port(self, port: int) -> None:
         self.public_url = f"https://{self.config.host}:{port}"
@@ -33,6 +35,8 @@ class SandboxState:
         self.secrets.clear()
         self.stats = Stats()
         self.fault_mix = None
+        # Signing keys survive a reset, as a tenant's do: apps keep the JWKS they cached.
+        self.api_tokens.next_shape = None
 
 
 STATE_KEY = web.AppKey("sandbox_state", SandboxState)

@@ -14,6 +14,7 @@ class Stats:
         self.wns_outcome: Counter[str] = Counter()
         self.key_vault: Counter[str] = Counter()
         self.channels_created = 0
+        self.jwks_requests = 0
 
     def snapshot(self, active_channels: int) -> dict[str, Any]:
         return {
@@ -32,6 +33,7 @@ class Stats:
             },
             "keyVault": {key: self.key_vault[key] for key in ("reads", "writes", "deletes", "challenges", "rejected")},
             "channels": {"created": self.channels_created, "active": active_channels},
+            "jwksRequests": self.jwks_requests,
         }
 
 

@@ -63,7 +63,8 @@ ERRORS: list[tuple[str, dict[str, str | None], int, str, int]] = [
     ("unknown client", {"client_id": "someone-else"}, 400, "unauthorized_client", 700016),
     ("no client", {"client_id": None}, 400, "invalid_request", 900144),
     ("no grant", {"grant_type": None}, 400, "invalid_request", 900144),
-    ("password grant", {"grant_type": "password"}, 400, "unsupported_grant_type", 70003),
+    ("authorization code grant", {"grant_type": "authorization_code"}, 400, "unsupported_grant_type", 70003),
+    ("password grant without user", {"grant_type": "password"}, 400, "invalid_request", 900144),
     ("no scope", {"scope": None}, 400, "invalid_request", 900144),
     ("scope without .default", {"scope": "https://wns.windows.com/notify"}, 400, "invalid_scope", 1002012),
     ("legacy scope", {"scope": "notify.windows.com"}, 400, "invalid_scope", 1002012),
@@ -108,7 +109,8 @@ def test_openid_configuration(http: httpx.Client, sandbox: SandboxHandle) -> Non
     assert config["issuer"] == f"{sandbox.url}/{sandbox.tenant_id}/v2.0"
     for key in ("authorization_endpoint", "jwks_uri", "device_authorization_endpoint"):
         assert config[key].startswith(f"{sandbox.url}/{sandbox.tenant_id}/")
-    assert http.get(config["jwks_uri"]).json() == {"keys": []}
+    keys = http.get(config["jwks_uri"]).json()["keys"]
+    assert keys and all(k["kty"] == "RSA" and k["use"] == "sig" and k["kid"] for k in keys)
 
 
 def _secret_credential(sandbox: SandboxHandle, secret: str | None = None) -> ClientSecretCredential:
