@@ -159,7 +159,7 @@ class NotificationStore:
             "PartitionKey": record.notification_id,
             "RowKey": SUMMARY,
             "Type": record.notification_type,
-            "Target": json.dumps(record.target),
+            **_target_properties(record.target),
             "CreatedAt": record.created_at,
             "State": record.state,
         }
@@ -298,7 +298,7 @@ class NotificationStore:
         return NotificationRecord(
             notification_id=notification_id,
             notification_type=str(summary.get("Type")),
-            target=json.loads(str(summary.get("Target") or "{}")),
+            target=_target_from(summary),
             created_at=summary["CreatedAt"],  # type: ignore[arg-type]
             targeted=summary.get("Targeted"),  # type: ignore[arg-type]
             state=str(summary.get("State") or "accepted"),
@@ -366,6 +366,22 @@ class NotificationStore:
         await self._table.upsert_entity(
             {"PartitionKey": SYSTEM_PARTITION, "RowKey": RETENTION_CURSOR_ROW, "From": start}
         )
+
+
+def _target_properties(target: dict[str, object]) -> dict[str, str]:
+    """The target as `Target`, `Target1`, ...: 1,000 ids of 128 characters pass one property's 32K."""
+    text = json.dumps(target, separators=(",", ":"))  # ASCII: characters are what Table Storage counts
+    chunks = [text[start : start + CHUNK_CHARS] for start in range(0, len(text), CHUNK_CHARS)]
+    return {f"Target{index or ''}": chunk for index, chunk in enumerate(chunks)}
+
+
+def _target_from(summary: dict[str, object]) -> dict[str, object]:
+    parts = [str(summary.get("Target") or "")]
+    index = 1
+    while f"Target{index}" in summary:
+        parts.append(str(summary[f"Target{index}"]))
+        index += 1
+    return json.loads("".join(parts) or "{}")
 
 
 def _batch_row(batch_key: str, attempt: int, part: str) -> str:
