@@ -1,7 +1,8 @@
 """Notification status: one partition per notification.
 
 Notification ids start with their creation time in milliseconds (12 hex digits), so the
-partitions of a time window are one key range: the outbox recovery scans it.
+partitions of a time window are one key range: the outbox recovery scans it, and retention
+deletes the notifications past it by that range (`services/retention.py`).
 
 Rows: `summary` (for a single-installation send also its outbox: `Work`, the delivery
 message, and `Outbox` pending | done | queued, and the send's first outcome); `p:<seq>`
