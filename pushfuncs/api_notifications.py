@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 import azure.functions as func
 
 from pushfuncs.context import get_context
-from pushfuncs.errors import InvalidField, NotFound
+from pushfuncs.errors import NotFound
 from pushfuncs.http_responses import api_handler, json_response
 from pushfuncs.services.sending import accept_notification, request_fingerprint
 from pushfuncs.storage.notifications import summarize
-from pushfuncs.validation import parse_send_request, validate_id
+from pushfuncs.validation import parse_send_request, validate_id, validate_idempotency_key
 
 bp = func.Blueprint()
 
@@ -22,9 +22,7 @@ bp = func.Blueprint()
 async def send_notification(req: func.HttpRequest) -> func.HttpResponse:
     body = req.get_body()
     request = parse_send_request(body)
-    key = req.headers.get("Idempotency-Key")
-    if key is not None and not (0 < len(key) <= 255 and key.isprintable()):
-        raise InvalidField("Idempotency-Key", "must be 1-255 printable characters")
+    key = validate_idempotency_key(req.headers.get("Idempotency-Key"))
     ctx = await get_context()
     accepted = await accept_notification(
         ctx, request, datetime.now(UTC), idempotency_key=key, fingerprint=request_fingerprint(body)

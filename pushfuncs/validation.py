@@ -437,6 +437,14 @@ def parse_target(value: object) -> Target:
 
 
 MAX_SCHEDULE_AHEAD = timedelta(days=7)
+MAX_IDEMPOTENCY_KEY_CHARS = 255
+
+
+def validate_idempotency_key(value: str | None) -> str | None:
+    """The `Idempotency-Key` header: absent, or 1-255 printable characters (never a lone surrogate)."""
+    if value is not None and not (0 < len(value) <= MAX_IDEMPOTENCY_KEY_CHARS and value.isprintable()):
+        raise InvalidField("Idempotency-Key", f"must be 1-{MAX_IDEMPOTENCY_KEY_CHARS} printable characters")
+    return value
 
 
 @dataclass(frozen=True)
