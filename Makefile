@@ -4,8 +4,9 @@
 setup:
 	@bash scripts/setup.sh
 
+# Options go through: make run ARGS="--fresh" (or --in-memory, --port 7072, ...).
 run: setup
-	@.venv/bin/python -m devhost run
+	@.venv/bin/python -m devhost run $(ARGS)
 
 test: setup
 	@.venv/bin/ruff check .
@@ -19,4 +20,4 @@ bench: setup
 	@.venv/bin/python -m bench
 
 clean:
-	rm -rf .venv node_modules .sandbox .devhost .pytest_cache .ruff_cache
+	rm -rf .venv node_modules .sandbox .devhost .azurite .pytest_cache .ruff_cache

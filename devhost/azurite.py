@@ -60,6 +60,8 @@ class Azurite:
     queue_port: int
     table_port: int
     workdir: Path
+    # Where the data are kept across runs; None when they live in memory.
+    location: Path | None = None
 
     @property
     def connection_string(self) -> str:
@@ -88,17 +90,25 @@ def start_azurite(
     queue_port: int | None = None,
     table_port: int | None = None,
     timeout: float = 30.0,
+    location: Path | None = None,
 ) -> Azurite:
-    """Start Azurite in memory on the given (or free) ports and wait until all three listen.
+    """Start Azurite on the given (or free) ports and wait until all three listen.
 
-    `--skipApiVersionCheck`: the current storage SDKs send API versions newer than Azurite knows.
+    With `location`, the data are kept in that folder (and found there on the next start);
+    without, in memory. `--skipApiVersionCheck`: the current storage SDKs send API versions
+    newer than Azurite knows.
     """
     ports = [p or free_port() for p in (blob_port, queue_port, table_port)]
     workdir = Path(tempfile.mkdtemp(prefix="azurite-"))
+    if location is None:
+        persistence = ["--inMemoryPersistence"]
+    else:
+        location.mkdir(parents=True, exist_ok=True)
+        persistence = ["--location", str(location)]
     args = [
         azurite_binary(),
         "--silent",
-        "--inMemoryPersistence",
+        *persistence,
         "--skipApiVersionCheck",
         "--disableTelemetry",
         # Outlive the storage SDK's idle connections (aiohttp keeps them 15 s), or a request
@@ -124,7 +134,7 @@ def start_azurite(
     ]
     log = open(workdir / "azurite.log", "wb")  # noqa: SIM115 - owned by the child process
     process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=workdir, start_new_session=True)
-    azurite = Azurite(process, *ports, workdir=workdir)
+    azurite = Azurite(process, *ports, workdir=workdir, location=location)
     deadline = time.monotonic() + timeout
     while not all(_listening(p) for p in ports):
         if process.poll() is not None:

@@ -46,6 +46,7 @@ Ctrl-C stops everything it started.
 SAMPLE_SETTINGS = "local.settings.sample.json"
 DEFAULT_SANDBOX_PORT = 8443
 DEFAULT_AZURITE_PORTS = (10000, 10001, 10002)
+DEFAULT_AZURITE_DIR = ".azurite"
 READY_TIMEOUT = 60.0
 
 
@@ -79,6 +80,16 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--table-port", type=int, default=DEFAULT_AZURITE_PORTS[2], help="Azurite table port")
     parser.add_argument(
         "--keys", default=str(DEFAULT_KEYS_PATH), help="function keys file, created if missing (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--azurite-dir",
+        default=DEFAULT_AZURITE_DIR,
+        help="where Azurite keeps its data between runs (default: %(default)s)",
+    )
+    storage = parser.add_mutually_exclusive_group()
+    storage.add_argument("--fresh", action="store_true", help="delete Azurite's kept data before starting")
+    storage.add_argument(
+        "--in-memory", action="store_true", help="keep Azurite's data in memory only: nothing is kept or read"
     )
     parser.add_argument("--verbose", action="store_true", help="debug logging in the host")
 
@@ -269,6 +280,17 @@ Press Ctrl-C to stop everything.
 """
 
 
+def azurite_location(root: Path, args: argparse.Namespace) -> Path | None:
+    """Where Azurite keeps its data (emptied first with --fresh), or None with --in-memory."""
+    if args.in_memory:
+        return None
+    location = root / args.azurite_dir
+    if args.fresh and location.exists():
+        say(f"--fresh: deleting Azurite's data in {shown(location)}")
+        shutil.rmtree(location)
+    return location
+
+
 def run(args: argparse.Namespace) -> int:
     root = Path(args.root).resolve()
     settings_path = root / args.settings
@@ -292,9 +314,11 @@ def run(args: argparse.Namespace) -> int:
                 )
                 ensure_settings(settings_path, root)
 
-                say(f"starting Azurite on ports {args.blob_port}, {args.queue_port}, {args.table_port}")
+                location = azurite_location(root, args)
+                kept = "in memory" if location is None else f"data in {shown(location)}"
+                say(f"starting Azurite on ports {args.blob_port}, {args.queue_port}, {args.table_port} ({kept})")
                 try:
-                    started.azurite = start_azurite(args.blob_port, args.queue_port, args.table_port)
+                    started.azurite = start_azurite(args.blob_port, args.queue_port, args.table_port, location=location)
                 except RuntimeError as error:
                     raise RunError(str(error)) from None
 

@@ -69,7 +69,7 @@ def _listening(port: int) -> bool:
 class RunCommand:
     """`python -m devhost run` in a subprocess, its output collected by a thread."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *extra_args: str) -> None:
         self.ports = {name: free_port() for name in ("port", "sandbox", "blob", "queue", "table")}
         self.workdir = workdir
         self.lines: list[str] = []
@@ -98,6 +98,9 @@ class RunCommand:
                 str(workdir / "keys.json"),
                 "--sandbox-state-dir",
                 str(workdir / "sandbox"),
+                "--azurite-dir",
+                str(workdir / "azurite"),
+                *extra_args,
             ],
             cwd=ROOT,
             env={**env, "PYTHONUNBUFFERED": "1"},
@@ -131,6 +134,15 @@ class RunCommand:
     @property
     def sandbox_url(self) -> str:
         return f"https://localhost:{self.ports['sandbox']}"
+
+    @property
+    def host_url(self) -> str:
+        return f"http://localhost:{self.ports['port']}"
+
+    def interrupt(self) -> None:
+        """Ctrl-C, and wait for a clean exit."""
+        self.process.send_signal(signal.SIGINT)
+        assert self.process.wait(timeout=40) == 0, self.output
 
     def kill(self) -> None:
         if self.process.poll() is None:
@@ -195,6 +207,39 @@ def test_run_serves_the_walkthrough_and_ctrl_c_stops_everything(run_command: Run
         time.sleep(0.1)
     assert [pid for pid in children if _running(pid)] == []
     assert [port for port in run_command.ports.values() if _listening(port)] == []
+
+
+def test_run_keeps_azurites_data_between_runs_unless_fresh(tmp_path: Path) -> None:
+    key = ""
+
+    def installation_status(run: RunCommand) -> int:
+        with httpx.Client(base_url=run.host_url, headers={"x-functions-key": key}) as client:
+            return client.get("/api/installations/kept-pc").status_code
+
+    first = RunCommand(tmp_path)
+    try:
+        first.wait_ready()
+        assert f"(data in {tmp_path / 'azurite'})" in first.output
+        key = json.loads((tmp_path / "keys.json").read_text())["functionKeys"]["default"]
+        with httpx.Client(verify=ssl.create_default_context(cafile=str(first.ca))) as sandbox:
+            channel = sandbox.post(f"{first.sandbox_url}/_sandbox/channels").json()
+        with httpx.Client(base_url=first.host_url, headers={"x-functions-key": key}) as client:
+            put = client.put("/api/installations/kept-pc", json={"channelUri": channel["channelUri"]})
+        assert put.status_code == 201, put.text
+        first.interrupt()
+    finally:
+        first.kill()
+    assert any((tmp_path / "azurite").iterdir())
+
+    # In memory reads nothing of the kept data and leaves them; the next plain run finds them.
+    for extra, expected in ((("--in-memory",), 404), ((), 200), (("--fresh",), 404)):
+        again = RunCommand(tmp_path, *extra)
+        try:
+            again.wait_ready()
+            assert installation_status(again) == expected, (extra, again.output)
+            again.interrupt()
+        finally:
+            again.kill()
 
 
 def test_run_fails_clearly_when_a_port_is_taken(tmp_path: Path) -> None:
