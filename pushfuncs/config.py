@@ -35,6 +35,11 @@ class Settings:
     allowed_hosts: tuple[HostPattern, ...]
     key_vault_url: str
     token_secret_name: str
+    # Devices signing in with Entra ID (pushfuncs/auth.py); off unless set.
+    device_sign_in_enabled: bool = False
+    api_authority_host: str = "https://login.microsoftonline.com"
+    api_audiences: tuple[str, ...] = ()
+    api_allowed_tenants: tuple[str, ...] = ()
     notification_retention: timedelta = timedelta(days=30)
 
     @property
@@ -72,6 +77,17 @@ def _retention(env: Mapping[str, str]) -> timedelta:
     return timedelta(days=days)
 
 
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    raw = _get(env, name, "false").lower()
+    if raw not in ("true", "false", "1", "0", ""):
+        raise ConfigurationError(f"setting {name} must be true or false, not {raw!r}")
+    return raw in ("true", "1")
+
+
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in _get(env, name).split(",") if item.strip())
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Build `Settings` from a mapping of app settings (the process environment in the app)."""
     connection = _get(env, "AzureWebJobsStorage") or None
@@ -103,6 +119,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         key_vault_url=_get(env, "KEY_VAULT_URL"),
         token_secret_name=_get(env, "WNS_TOKEN_SECRET_NAME", "wns-access-token"),
         notification_retention=_retention(env),
+        device_sign_in_enabled=_bool(env, "DEVICE_SIGN_IN_ENABLED"),
+        api_authority_host=_get(env, "API_AUTHORITY_HOST", "https://login.microsoftonline.com").rstrip("/"),
+        api_audiences=_list(env, "API_AUDIENCES"),
+        api_allowed_tenants=_list(env, "API_ALLOWED_TENANTS"),
     )
 
 

@@ -12,6 +12,7 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.field = field
+        self.headers: dict[str, str] = {}
 
     def to_body(self) -> dict[str, object]:
         error: dict[str, object] = {"code": self.code, "message": self.message}

@@ -28,7 +28,7 @@ def json_response(status: int, body: object, headers: dict[str, str] | None = No
 
 
 def error_response(error: ApiError) -> func.HttpResponse:
-    return json_response(error.status, error.to_body())
+    return json_response(error.status, error.to_body(), error.headers or None)
 
 
 def _is_storage_outage(error: Exception) -> bool:

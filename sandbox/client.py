@@ -87,6 +87,10 @@ class SandboxClient:
                     spec[key] = value
         self._call("POST", "/_sandbox/faults", spec)
 
+    def signing_keys(self) -> list[dict[str, Any]]:
+        """The JWKS the tenant publishes for API tokens."""
+        return self._call("GET", f"/{self.info()['tenantId']}/discovery/v2.0/keys")["keys"]
+
     def rotate_signing_key(self) -> str:
         """Sign API tokens with a new key from now on; returns its kid."""
         return self._call("POST", "/_sandbox/entra/keys/rotate")["kid"]
