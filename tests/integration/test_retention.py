@@ -17,6 +17,7 @@ from azure.functions.timer import TimerRequest
 
 from pushfuncs.config import ConfigurationError, load_settings
 from pushfuncs.context import get_context
+from pushfuncs.metrics import metrics
 from pushfuncs.services.retention import expire_notifications
 from pushfuncs.services.sending import IDEMPOTENCY_PREFIX
 from pushfuncs.storage.notifications import (
@@ -94,9 +95,12 @@ async def get_status_code(notification_id: str) -> int:
     return response.status
 
 
+def single_send(installation_id: str) -> dict[str, Any]:
+    return {"type": "toast", "payload": TOAST, "target": {"installationId": installation_id}}
+
+
 async def send_with_key(installation_id: str, key: str) -> dict[str, Any]:
-    body = {"type": "toast", "payload": TOAST, "target": {"installationId": installation_id}}
-    request = http_request("POST", "notifications", body, headers={"Idempotency-Key": key})
+    request = http_request("POST", "notifications", single_send(installation_id), headers={"Idempotency-Key": key})
     response = await call_function("send_notification", req=request)
     assert response.status_code == 202, response.get_body()
     return json.loads(response.get_body())
@@ -276,3 +280,19 @@ def test_retention_is_a_setting_of_at_least_eight_days() -> None:
     for bad in ("7", "0", "-1", "thirty"):
         with pytest.raises(ConfigurationError, match="NOTIFICATION_RETENTION_DAYS"):
             load_settings({"NOTIFICATION_RETENTION_DAYS": bad})
+
+
+async def test_an_expired_single_send_costs_one_transaction(app_env: dict[str, str], device: dict[str, Any]) -> None:
+    ctx = await get_context()
+    for _ in range(10):
+        assert (await call_http("send_notification", "POST", "notifications", single_send(device["id"]))).status == 202
+    await finish_background_sends()
+    before = metrics.snapshot()
+    report = await expire_notifications(ctx.notifications, datetime.now(UTC) + RETENTION + timedelta(days=1), RETENTION)
+    after = metrics.snapshot()
+    storage = {
+        k: after[k] - before.get(k, 0) for k in after if k.startswith("storage.") and after[k] != before.get(k, 0)
+    }
+    assert report.notifications == 10 and report.rows == 10
+    # One delete transaction per notification; per run, one page of the range query and the cursor's read and write.
+    assert storage == {"storage.table.post": 10, "storage.table.get": 2, "storage.table.patch": 1}
