@@ -122,6 +122,18 @@ param retentionSchedule string = '0 15 * * * *'
 @description('Days the status, outcome and Idempotency-Key rows of a notification are kept (NOTIFICATION_RETENTION_DAYS).')
 param notificationRetentionDays int = 30
 
+@description('Let Windows apps register their own installation with an Entra ID token on /api/me/installations (DEVICE_SIGN_IN_ENABLED).')
+param deviceSignInEnabled bool = false
+
+@description('Entra authority whose signing keys verify devices\' tokens (API_AUTHORITY_HOST).')
+param apiAuthorityHost string = 'https://login.microsoftonline.com'
+
+@description('Comma-separated audiences of the API\'s tokens: its client id and app ID URI (API_AUDIENCES).')
+param apiAudiences string = ''
+
+@description('Comma-separated tenant ids whose users and backends may call the API (API_ALLOWED_TENANTS).')
+param apiAllowedTenants string = ''
+
 @description('Entra authority the WNS token is requested from (WNS_AUTHORITY_HOST).')
 param wnsAuthorityHost string = 'https://login.microsoftonline.com'
 
@@ -255,6 +267,10 @@ module api 'app/api.bicep' = {
     outboxRecoverySchedule: outboxRecoverySchedule
     retentionSchedule: retentionSchedule
     notificationRetentionDays: notificationRetentionDays
+    deviceSignInEnabled: deviceSignInEnabled
+    apiAuthorityHost: apiAuthorityHost
+    apiAudiences: apiAudiences
+    apiAllowedTenants: apiAllowedTenants
   }
 }
 

@@ -37,6 +37,10 @@ param sweepSchedule string
 param outboxRecoverySchedule string
 param retentionSchedule string
 param notificationRetentionDays int
+param deviceSignInEnabled bool
+param apiAuthorityHost string
+param apiAudiences string
+param apiAllowedTenants string
 
 resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' existing = {
   name: identityName
@@ -221,6 +225,23 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'NOTIFICATION_RETENTION_DAYS'
           value: string(notificationRetentionDays)
+        }
+        // Devices' Entra ID sign-in on /api/me/installations (infra/README.md: the app registration).
+        {
+          name: 'DEVICE_SIGN_IN_ENABLED'
+          value: string(deviceSignInEnabled)
+        }
+        {
+          name: 'API_AUTHORITY_HOST'
+          value: apiAuthorityHost
+        }
+        {
+          name: 'API_AUDIENCES'
+          value: apiAudiences
+        }
+        {
+          name: 'API_ALLOWED_TENANTS'
+          value: apiAllowedTenants
         }
       ]
     }
