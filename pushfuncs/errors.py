@@ -38,3 +38,12 @@ class StorageUnavailable(ApiError):
 
     def __init__(self) -> None:
         super().__init__(503, "StorageUnavailable", "storage is unavailable; nothing was stored, retry later")
+
+
+class NotOwner(ApiError):
+    """The installation id is registered to another owner (a device may write only its own)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            403, "InstallationNotOwned", "this installation id is registered to another user; use an id of your own"
+        )

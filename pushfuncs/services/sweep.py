@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables.aio import TableClient
 
-from pushfuncs.storage.index import EXPIRY_SHARDS, IndexRow, IndexStore, expiry_key, expiry_partition, index_keys
+from pushfuncs.services.registration import remove_installation, repair_installation, repair_pending
+from pushfuncs.storage.index import EXPIRY_SHARDS, IndexRow, IndexStore, expiry_key, expiry_partition
 from pushfuncs.storage.installations import InstallationStore
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class SweepReport:
     scanned: int = 0
     deleted: int = 0
     stale_rows_repaired: int = 0
+    operations_repaired: int = 0
     partitions_done: list[str] = field(default_factory=list)
     finished: bool = False
 
@@ -70,6 +72,7 @@ class ExpirySweeper:
     async def sweep(self, now: datetime, budget_seconds: float = 240.0) -> SweepReport:
         report = SweepReport()
         deadline = time.monotonic() + budget_seconds
+        report.operations_repaired = await repair_pending(self._installations, self._index, now)
         cursor = await self._load_cursor(now)
         today = now.strftime("%Y%m%d")
         while cursor.day <= today:
@@ -101,7 +104,6 @@ class ExpirySweeper:
         return report
 
     async def _sweep_rows(self, partition: str, rows: list[IndexRow], now: datetime, report: SweepReport) -> None:
-        done: list[str] = []
         for row in rows:
             report.scanned += 1
             row_is_consistent = expiry_key(row.installation_id, row.expires_at)[0] == partition
@@ -109,18 +111,21 @@ class ExpirySweeper:
                 continue  # today's partition: not expired yet
             installation = await self._installations.get(row.installation_id)
             if installation is not None and installation.expires_at <= now:
-                if await self._installations.delete_if_unchanged(installation):
-                    others = index_keys(installation) - {(partition, row.installation_id)}
-                    await self._index.remove(others)
+                # Removed only if still expired when removed: a re-registration in between wins.
+                if await remove_installation(
+                    self._installations, self._index, row.installation_id, only_if_expired_at=now
+                ):
                     report.deleted += 1
-                    done.append(row.installation_id)
-                continue
-            if installation is not None:
-                if expiry_key(installation.installation_id, installation.expires_at)[0] == partition:
-                    continue  # the registry agrees with this row; it simply has not expired yet
-                # Re-registered with another expiry: this row is stale; make sure the right ones exist.
-                await self._index.put(installation, index_keys(installation))
+                    if expiry_key(installation.installation_id, installation.expires_at)[0] == partition:
+                        continue
+            elif (
+                installation is not None
+                and expiry_key(installation.installation_id, installation.expires_at)[0] == partition
+            ):
+                continue  # the registry agrees with this row; it simply has not expired yet
+            # A row the registry does not want (left by an operation that died): repaired through
+            # the registry, never deleted behind its back (registration.py states why).
+            await repair_installation(
+                self._installations, self._index, row.installation_id, frozenset({partition}), now
+            )
             report.stale_rows_repaired += 1
-            done.append(row.installation_id)
-        if done:
-            await self._index.remove_batch(partition, done)

@@ -1,14 +1,21 @@
-"""Secondary indexes of the registry, in one table: by expiry day, by user and by tag.
+"""Secondary indexes of the registry, in one table: by expiry day, by user, by tag, and all.
 
-Rows are written before the registry entity and stale rows removed after it, so a crash can
-leave an extra row (repaired when read: every reader checks the registry) but never a missing
-one. Expiry, broadcast and tag partitions are sharded by installation id, so that one day or one
-popular tag is not one hot partition (Table Storage serves about 2,000 entities/s per partition)
-and no partition grows with the whole audience.
+An index row is keyed (partition, installation id) and carries what fan-out needs to send
+(channel, expiry, tags, templates), so a tag send reads pages of rows, not one registry entity
+per device. Rows are written only by `pushfuncs/services/registration.py`, which keeps them
+equal to the registry (the invariant and its proof are stated there). Expiry, broadcast and
+tag partitions are sharded by installation id, so that one day or one popular tag is not one
+hot partition (Table Storage serves about 2,000 entities/s per partition) and no partition
+grows with the whole audience.
+
+The same table holds `pending-<shard>` markers: one per registry operation under way, written
+before its first write and deleted after its last, so an operation that died halfway is found
+and finished by the repair timer (`pending_markers`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -70,16 +77,41 @@ def tag_of_partition(partition: str) -> str:
     return partition.removeprefix("tag-")[:-3]
 
 
-def index_keys(installation: Installation) -> set[tuple[str, str]]:
-    """Every index row (PartitionKey, RowKey) an installation should have."""
-    keys = {
-        expiry_key(installation.installation_id, installation.expires_at),
-        (all_partition(shard_of(installation.installation_id, ALL_SHARDS)), installation.installation_id),
+def index_partitions(installation: Installation) -> frozenset[str]:
+    """Every index partition that should hold a row of this installation (none for a tombstone)."""
+    if installation.deleted:
+        return frozenset()
+    installation_id = installation.installation_id
+    partitions = {
+        expiry_key(installation_id, installation.expires_at)[0],
+        all_partition(shard_of(installation_id, ALL_SHARDS)),
     }
     if installation.user_id:
-        keys.add((user_partition(installation.user_id), installation.installation_id))
-    keys.update(tag_key(tag, installation.installation_id) for tag in installation.tags)
-    return keys
+        partitions.add(user_partition(installation.user_id))
+    partitions.update(tag_key(tag, installation_id)[0] for tag in installation.tags)
+    return frozenset(partitions)
+
+
+def index_keys(installation: Installation) -> set[tuple[str, str]]:
+    """Every index row (PartitionKey, RowKey) an installation should have."""
+    return {(partition, installation.installation_id) for partition in index_partitions(installation)}
+
+
+PENDING_SHARDS = 16
+# Separates the installation id from the operation in a marker's RowKey ('~' is not in ids).
+_MARKER_SEPARATOR = "~"
+
+
+def pending_partition(shard: int) -> str:
+    return f"pending-{shard:02d}"
+
+
+@dataclass(frozen=True)
+class PendingMarker:
+    installation_id: str
+    operation: str
+    started_at: datetime
+    partitions: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -96,23 +128,63 @@ class IndexStore:
     def __init__(self, table: TableClient) -> None:
         self._table = table
 
-    async def put(self, installation: Installation, keys: Iterable[tuple[str, str]]) -> None:
-        for pk, rk in keys:
-            await self._table.upsert_entity(
-                {
-                    "PartitionKey": pk,
-                    "RowKey": rk,
-                    "ChannelUri": installation.channel_uri,
-                    "ExpiresAt": installation.expires_at,
-                    "Tags": json.dumps(installation.tags),
-                    "Templates": templates_to_json(installation.templates),
-                }
+    async def put(self, installation: Installation, partitions: Iterable[str]) -> None:
+        """Upsert this installation's row, as it is now, into each partition (concurrently)."""
+        row = {
+            "RowKey": installation.installation_id,
+            "ChannelUri": installation.channel_uri,
+            "ExpiresAt": installation.expires_at,
+            "Tags": json.dumps(installation.tags),
+            "Templates": templates_to_json(installation.templates),
+        }
+        await asyncio.gather(*(self._table.upsert_entity({**row, "PartitionKey": pk}) for pk in partitions))
+
+    async def remove(self, installation_id: str, partitions: Iterable[str]) -> None:
+        """Delete this installation's row from each partition (concurrently; absent rows are fine)."""
+
+        async def delete(partition: str) -> None:
+            with contextlib.suppress(ResourceNotFoundError):
+                await self._table.delete_entity(partition, installation_id)
+
+        await asyncio.gather(*(delete(pk) for pk in partitions))
+
+    async def mark_pending(self, marker: PendingMarker) -> None:
+        """Record an operation under way (or the partitions it may now write to)."""
+        await self._table.upsert_entity(
+            {
+                "PartitionKey": pending_partition(shard_of(marker.installation_id, PENDING_SHARDS)),
+                "RowKey": f"{marker.installation_id}{_MARKER_SEPARATOR}{marker.operation}",
+                "StartedAt": marker.started_at,
+                "Partitions": json.dumps(sorted(marker.partitions), separators=(",", ":")),
+            }
+        )
+
+    async def clear_pending(self, installation_id: str, operation: str) -> None:
+        with contextlib.suppress(ResourceNotFoundError):
+            await self._table.delete_entity(
+                pending_partition(shard_of(installation_id, PENDING_SHARDS)),
+                f"{installation_id}{_MARKER_SEPARATOR}{operation}",
             )
 
-    async def remove(self, keys: Iterable[tuple[str, str]]) -> None:
-        for pk, rk in keys:
-            with contextlib.suppress(ResourceNotFoundError):
-                await self._table.delete_entity(pk, rk)
+    async def pending_markers(self, shard: int, limit: int) -> list[PendingMarker]:
+        """Up to `limit` markers of one shard (operations under way, or dead halfway)."""
+        markers: list[PendingMarker] = []
+        rows: AsyncIterator[dict[str, object]] = self._table.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": pending_partition(shard)}, results_per_page=min(limit, 1000)
+        )
+        async for row in rows:
+            installation_id, _, operation = str(row["RowKey"]).rpartition(_MARKER_SEPARATOR)
+            markers.append(
+                PendingMarker(
+                    installation_id=installation_id,
+                    operation=operation,
+                    started_at=row["StartedAt"],  # type: ignore[arg-type]
+                    partitions=frozenset(json.loads(str(row.get("Partitions") or "[]"))),
+                )
+            )
+            if len(markers) >= limit:
+                break
+        return markers
 
     async def remove_batch(self, partition: str, installation_ids: list[str]) -> None:
         """Delete rows of one partition in entity-group transactions of up to 100."""

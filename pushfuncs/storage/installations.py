@@ -1,4 +1,11 @@
-"""The channel registry: one entity per installation, keyed for single-partition point reads."""
+"""The channel registry: one entity per installation, keyed for single-partition point reads.
+
+The registry is the truth. Besides what the API shows, an entity carries `IndexKeys`, every
+index partition that may hold a row of this installation (a superset while an update is under
+way), and may be a tombstone (`Deleted`): a removal that has not yet deleted its index rows.
+Every write is conditional (insert-if-absent or `If-Match` on the ETag read), so two writers
+never both win; `pushfuncs/services/registration.py` states the invariant built on this.
+"""
 
 from __future__ import annotations
 
@@ -27,7 +34,13 @@ class Installation:
     user_id: str | None = None
     tags: list[str] = field(default_factory=list)
     templates: dict[str, Template] = field(default_factory=dict)
+    # "<tenant id>/<object id>" of the device that registered it; None when a backend did.
+    owner: str | None = None
     etag: str | None = None
+    # Index partitions that may hold a row of this installation (see the module docstring).
+    index_keys: frozenset[str] = frozenset()
+    # A tombstone: removed, its index rows not yet all deleted. Never shown by `get`.
+    deleted: bool = False
 
     def is_live(self, now: datetime) -> bool:
         return self.expires_at > now
@@ -59,7 +72,7 @@ def _iso(value: datetime) -> str:
 
 
 def _to_entity(installation: Installation) -> dict[str, object]:
-    return {
+    entity: dict[str, object] = {
         "PartitionKey": installation.installation_id,
         "RowKey": ROW_KEY,
         "ChannelUri": installation.channel_uri,
@@ -69,7 +82,11 @@ def _to_entity(installation: Installation) -> dict[str, object]:
         "ExpiresAt": installation.expires_at,
         "CreatedAt": installation.created_at,
         "UpdatedAt": installation.updated_at,
+        "Owner": installation.owner or "",
+        "IndexKeys": json.dumps(sorted(installation.index_keys), separators=(",", ":")),
+        "Deleted": installation.deleted,
     }
+    return entity
 
 
 def _from_entity(entity: dict[str, object]) -> Installation:
@@ -82,7 +99,10 @@ def _from_entity(entity: dict[str, object]) -> Installation:
         expires_at=entity["ExpiresAt"],  # type: ignore[arg-type]
         created_at=entity["CreatedAt"],  # type: ignore[arg-type]
         updated_at=entity["UpdatedAt"],  # type: ignore[arg-type]
+        owner=str(entity.get("Owner") or "") or None,
         etag=entity.metadata.get("etag") if hasattr(entity, "metadata") else None,  # type: ignore[attr-defined]
+        index_keys=frozenset(json.loads(str(entity.get("IndexKeys") or "[]"))),
+        deleted=bool(entity.get("Deleted")),
     )
 
 
@@ -93,41 +113,44 @@ class InstallationStore:
         self._table = table
 
     async def get(self, installation_id: str) -> Installation | None:
+        """The registered installation (a tombstone counts as absent)."""
+        found = await self.read(installation_id)
+        return None if found is None or found.deleted else found
+
+    async def read(self, installation_id: str) -> Installation | None:
+        """The entity as stored, tombstone included, with its ETag."""
         try:
             entity = await self._table.get_entity(installation_id, ROW_KEY)
         except ResourceNotFoundError:
             return None
         return _from_entity(entity)
 
-    async def create(self, installation: Installation) -> bool:
-        """Insert; False if it exists already (then call `replace`)."""
+    async def create(self, installation: Installation) -> str | None:
+        """Insert if absent; the new ETag, or None if the entity exists already."""
         try:
-            await self._table.create_entity(_to_entity(installation))
+            metadata = await self._table.create_entity(_to_entity(installation))
         except ResourceExistsError:
-            return False
-        return True
+            return None
+        return _etag(metadata)
 
-    async def replace(self, installation: Installation, etag: str) -> bool:
-        """Replace if unchanged since read; False if someone else changed it meanwhile."""
+    async def replace(self, installation: Installation, etag: str) -> str | None:
+        """Replace if unchanged since read (`If-Match`); the new ETag, or None if it changed."""
         try:
-            await self._table.update_entity(
+            metadata = await self._table.update_entity(
                 _to_entity(installation),
                 mode=UpdateMode.REPLACE,
                 etag=etag,
                 match_condition=MatchConditions.IfNotModified,
             )
         except (ResourceModifiedError, ResourceNotFoundError):
-            return False
-        return True
+            return None
+        return _etag(metadata)
 
-    async def delete_if_unchanged(self, installation: Installation) -> bool:
-        """Delete only if nobody changed it since it was read."""
+    async def delete(self, installation_id: str, etag: str) -> bool:
+        """Delete if unchanged since read (`If-Match`); False if it changed or is gone."""
         try:
             await self._table.delete_entity(
-                installation.installation_id,
-                ROW_KEY,
-                etag=installation.etag,
-                match_condition=MatchConditions.IfNotModified,
+                installation_id, ROW_KEY, etag=etag, match_condition=MatchConditions.IfNotModified
             )
         except (ResourceModifiedError, ResourceNotFoundError):
             return False
@@ -137,3 +160,7 @@ class InstallationStore:
         """One cheap read that proves the table is reachable."""
         with contextlib.suppress(ResourceNotFoundError):
             await self._table.get_entity("~health", ROW_KEY)
+
+
+def _etag(metadata: object) -> str:
+    return str(metadata.get("etag")) if isinstance(metadata, dict) else ""

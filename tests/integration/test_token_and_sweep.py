@@ -138,7 +138,7 @@ async def test_sweep_deletes_expired_installations_and_their_index_rows(
     moved = await ctx.installations.get("moved")
     assert moved is not None
     stale = expiry_key("moved", now - timedelta(days=1))
-    await ctx.index.put(moved, [stale])
+    await ctx.index.put(moved, [stale[0]])
 
     sweeper = ExpirySweeper(ctx.installations, ctx.index, ctx.index_table)
     report = await sweeper.sweep(now)
