@@ -12,6 +12,7 @@ import pytest
 from pushfuncs.context import get_context
 from sandbox import SandboxClient
 from tests.harness import QueueDriver
+from tests.security.device_tokens import unsigned, with_claims
 from tests.security.support import call
 
 TOAST = "<toast><visual><binding template='ToastGeneric'><text>hi</text></binding></visual></toast>"
@@ -63,6 +64,21 @@ async def test_a_full_run_logs_no_secret(
         body = {"channelUri": channel["channelUri"], "userId": "logs", "tags": ["logs"]}
         response = await call("put_installation", "PUT", "x", body, installationId=f"logs-{index}")
         assert response.status == 201
+    # A device registers with its Entra ID token; forged and refused tokens are logged without themselves.
+    device_token = sandbox_client.user_token("logs-user")
+    device_channel = sandbox_client.create_channel()
+    channels.append(device_channel)
+    refused = [with_claims(device_token, oid="someone-else"), unsigned(device_token)]
+    for token, expected in ((device_token, 201), *((bad, 401) for bad in refused)):
+        response = await call(
+            "put_my_installation",
+            "PUT",
+            "me/installations/logs-device",
+            {"channelUri": device_channel["channelUri"]},
+            headers={"Authorization": f"Bearer {token}"},
+            installationId="logs-device",
+        )
+        assert response.status == expected, response.body
     queue = QueueDriver(app_env["AzureWebJobsStorage"], app_env["DELIVERY_QUEUE"], "deliver_notifications")
     fanout = QueueDriver(app_env["AzureWebJobsStorage"], app_env["FANOUT_QUEUE"], "expand_notification_targets")
 
@@ -90,6 +106,9 @@ async def test_a_full_run_logs_no_secret(
     channel_tokens = {parse_qs(urlsplit(c["channelUri"]).query)["token"][0] for c in channels}
     secrets = {
         **{token: "access token" for token in tokens},
+        **{token: "device token" for token in (device_token, *refused)},
+        # A JWT's signature alone is the secret part a log could carry without the rest.
+        device_token.rsplit(".", 1)[1]: "device token signature",
         sandbox.client_secret: "client secret",
         **{token: "channel token" for token in channel_tokens},
     }
