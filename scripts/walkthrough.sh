@@ -9,7 +9,8 @@
 #   KEY           read from KEYS_FILE          the function key
 #   KEYS_FILE     .devhost/keys.json
 #   PYTHON        python3                      used only to read JSON
-#   INSTALLATION  my-pc
+#   INSTALLATION  alice-pc
+#   DEVICE_USER   alice                        a test user of the sandbox's Entra ID
 #   TIMEOUT       30                           seconds to wait for deliveries
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +20,8 @@ SANDBOX_URL=${SANDBOX_URL:-https://localhost:8443}
 CA=${CA:-.sandbox/ca.pem}
 KEYS_FILE=${KEYS_FILE:-.devhost/keys.json}
 PYTHON=${PYTHON:-python3}
-INSTALLATION=${INSTALLATION:-my-pc}
+INSTALLATION=${INSTALLATION:-alice-pc}
+DEVICE_USER=${DEVICE_USER:-alice}
 TIMEOUT=${TIMEOUT:-30}
 
 step() { printf '\n== %s\n' "$*"; }
@@ -71,13 +73,25 @@ CHANNEL_ID=$(json channelId <<<"$channel")
 CHANNEL_URI=$(json channelUri <<<"$channel")
 EXPIRES_AT=$(json expiresAt <<<"$channel")
 
-step "2. Register it as installation $INSTALLATION (201 created, 200 on a re-run)"
-call '20[01]' -X PUT "$HOST_URL/api/installations/$INSTALLATION" \
-  -H "x-functions-key: $KEY" -H "content-type: application/json" \
-  -d "{\"channelUri\": \"$CHANNEL_URI\", \"expiresAt\": \"$EXPIRES_AT\"}"
-echo
+step "2. Sign in as $DEVICE_USER (the sandbox plays Entra ID; a Windows app uses MSAL)"
+tenant=$(call 200 --cacert "$CA" "$SANDBOX_URL/_sandbox" | json tenantId)
+signin=$(call 200 --cacert "$CA" "$SANDBOX_URL/$tenant/oauth2/v2.0/token" \
+  -d grant_type=password -d client_id=sandbox-device-app -d "username=$DEVICE_USER" \
+  -d password=sandbox-user-password -d "scope=api://sandbox-api/Installations.ReadWrite")
+TOKEN=$(json access_token <<<"$signin")
+echo "got an access token for the API (not shown)"
 
-step "3. Send a toast"
+step "3. The device registers its channel as installation $INSTALLATION with its token (201 created, 200 on a re-run)"
+registered=$(call '20[01]' -X PUT "$HOST_URL/api/me/installations/$INSTALLATION" \
+  -H "Authorization: Bearer $TOKEN" -H "content-type: application/json" \
+  -d "{\"channelUri\": \"$CHANNEL_URI\", \"expiresAt\": \"$EXPIRES_AT\", \"userId\": \"someone-else\"}")
+USER_ID=$(json userId <<<"$registered")
+[ "$USER_ID" != someone-else ] || fail "the device chose its own userId"
+echo "registered; userId is $DEVICE_USER's object id from the token: $USER_ID"
+call 401 -X GET "$HOST_URL/api/me/installations/$INSTALLATION" >/dev/null
+echo "without the token: 401"
+
+step "4. Send a toast"
 toast=$(call 202 -X POST "$HOST_URL/api/notifications" \
   -H "x-functions-key: $KEY" -H "content-type: application/json" \
   -d "{\"type\": \"toast\", \"target\": {\"installationId\": \"$INSTALLATION\"},
@@ -85,14 +99,14 @@ toast=$(call 202 -X POST "$HOST_URL/api/notifications" \
 echo "$toast"
 TOAST_ID=$(json id <<<"$toast")
 
-step "4. Send a raw notification"
+step "5. Send a raw notification"
 raw=$(call 202 -X POST "$HOST_URL/api/notifications" \
   -H "x-functions-key: $KEY" -H "content-type: application/json" \
-  -d "{\"type\": \"raw\", \"payload\": \"{\\\"hello\\\": \\\"raw\\\"}\", \"target\": {\"installationId\": \"$INSTALLATION\"}}")
+  -d "{\"type\": \"raw\", \"payload\": \"{\\\"hello\\\": \\\"raw\\\"}\", \"target\": {\"userId\": \"$USER_ID\"}}")
 echo "$raw"
 RAW_ID=$(json id <<<"$raw")
 
-step "5. Both arrive in the sandbox inbox"
+step "6. Both arrive in the sandbox inbox"
 deadline=$((SECONDS + TIMEOUT))
 while :; do
   inbox=$(call 200 --cacert "$CA" "$SANDBOX_URL/_sandbox/channels/$CHANNEL_ID/inbox")
@@ -107,7 +121,7 @@ for delivery in json.load(sys.stdin):
     print(delivery["type"] + ": " + delivery["payload"])
 '
 
-step "6. Their status says delivered"
+step "7. Their status says delivered"
 for id in "$TOAST_ID" "$RAW_ID"; do
   while :; do
     summary=$(call 200 "$HOST_URL/api/notifications/$id" -H "x-functions-key: $KEY")
