@@ -16,8 +16,9 @@ MAX_CHANNEL_URI_LENGTH = 2048
 DEFAULT_ALLOWED_HOSTS = "*.notify.windows.com"
 
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
-# Printable ASCII without space, backslash, quotes, angle brackets, braces, pipe, caret, backtick.
-_URI_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
+# Printable ASCII without space, backslash, quotes, angle brackets, braces, brackets (IPv6 literals
+# are refused anyway, and nowhere else may a URI hold them), pipe, caret, backtick.
+_URI_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#@!$&'()*+,;=%]+")
 _NUMERIC_HOST = re.compile(r"(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]+|[0-9]+))*")
 
 
@@ -77,7 +78,7 @@ def validate_channel_uri(uri: object, allowed: tuple[HostPattern, ...]) -> str:
         raise InvalidChannelUri("must use https")
     try:
         parts = urlsplit(uri)
-    except ValueError as error:  # unbalanced or misplaced brackets: "Invalid IPv6 URL"
+    except ValueError as error:  # urlsplit's own refusals (e.g. "Invalid IPv6 URL")
         raise InvalidChannelUri("is not a valid URI") from error
     netloc = parts.netloc
     if "@" in netloc:
