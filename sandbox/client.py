@@ -96,7 +96,7 @@ class SandboxClient:
         return self._call("POST", "/_sandbox/entra/keys/rotate")["kid"]
 
     def shape_next_token(self, **shape: Any) -> None:
-        """Change the next API token: expiresIn, notBeforeIn, audience, issuer, tenant."""
+        """Change the next API token: expiresIn, notBeforeIn, audience, issuer, tenant, scope, roles."""
         self._call("POST", "/_sandbox/entra/next-token", shape)
 
     def user_token(self, username: str, password: str = USER_PASSWORD) -> str:

@@ -181,7 +181,8 @@ async def rotate_signing_key(request: web.Request) -> web.Response:
 
 
 async def shape_next_token(request: web.Request) -> web.Response:
-    """Change the next API token issued: expiresIn, notBeforeIn (seconds), audience, issuer, tenant."""
+    """Change the next API token issued: expiresIn, notBeforeIn (seconds), audience, issuer, tenant,
+    scope (the `scp` claim), roles."""
     body = await _optional_json(request) or {}
     if not isinstance(body, dict):
         return _error(400, "body must be a JSON object")

@@ -64,11 +64,13 @@ class TokenShape:
     audience: str | None = None
     issuer: str | None = None
     tenant: str | None = None
+    scope: str | None = None
+    roles: list[str] | None = None
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> TokenShape:
         names = {"expiresIn": "expires_in", "notBeforeIn": "not_before_in", "audience": "audience"}
-        names |= {"issuer": "issuer", "tenant": "tenant"}
+        names |= {"issuer": "issuer", "tenant": "tenant", "scope": "scope", "roles": "roles"}
         unknown = set(body) - set(names)
         if unknown:
             raise ValueError(f"unknown fields: {sorted(unknown)}")
@@ -76,9 +78,13 @@ class TokenShape:
         for name in ("expires_in", "not_before_in"):
             if name in values and (isinstance(values[name], bool) or not isinstance(values[name], int)):
                 raise ValueError(f"{name} must be an integer number of seconds")
-        for name in ("audience", "issuer", "tenant"):
+        for name in ("audience", "issuer", "tenant", "scope"):
             if name in values and not isinstance(values[name], str):
                 raise ValueError(f"{name} must be a string")
+        if "roles" in values and not (
+            isinstance(values["roles"], list) and all(isinstance(r, str) for r in values["roles"])
+        ):
+            raise ValueError("roles must be a list of strings")
         return cls(**values)
 
 
@@ -113,5 +119,9 @@ class ApiTokenIssuer:
             "uti": uuid.uuid4().hex,
             **claims,
         }
+        if shape.scope is not None:
+            payload["scp"] = shape.scope
+        if shape.roles is not None:
+            payload["roles"] = shape.roles
         signing = self.keys[0]
         return jwt.encode(payload, signing.private_key, algorithm="RS256", headers={"kid": signing.kid, "typ": "JWT"})

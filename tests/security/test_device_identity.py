@@ -212,3 +212,29 @@ async def test_device_routes_answer_404_while_sign_in_is_off(
         )
         assert response.status == 404
     assert (await as_backend("GET", "off-pc")).status == 404
+
+
+async def test_a_token_without_the_scope_or_role_is_forbidden(
+    app_env: dict[str, str], sandbox_client: SandboxClient, sandbox: Any
+) -> None:
+    sandbox_client.shape_next_token(scope="User.Read")
+    response = await as_device(sandbox_client.user_token("alice"), "GET", "any-pc")
+    assert response.status == 403 and response.body["error"]["code"] == "InsufficientScope"
+    assert 'error="insufficient_scope"' in response.headers["WWW-Authenticate"]
+    sandbox_client.shape_next_token(roles=["Something.Else"])
+    response = await as_device(sandbox_client.backend_token(sandbox.client_id, sandbox.client_secret), "GET", "any-pc")
+    assert response.status == 403 and response.body["error"]["code"] == "InsufficientScope"
+
+
+async def test_a_user_holding_the_backend_role_is_still_a_device(
+    app_env: dict[str, str], sandbox_client: SandboxClient
+) -> None:
+    channel = sandbox_client.create_channel()
+    assert (await as_backend("PUT", "ops-console", {"channelUri": channel["channelUri"]})).status == 201
+    # A delegated token is a device's whatever roles its user was assigned.
+    sandbox_client.shape_next_token(roles=["Installations.Manage"])
+    token = sandbox_client.user_token("mallory")
+    assert claims_of(token)["roles"] == ["Installations.Manage"]
+    assert (await as_device(token, "GET", "ops-console")).status == 404
+    registered = await as_device(token, "PUT", "mallory-2", {"channelUri": channel["channelUri"], "userId": "ops"})
+    assert registered.body["userId"] == claims_of(token)["oid"]
