@@ -20,4 +20,4 @@ bench: setup
 	@.venv/bin/python -m bench
 
 clean:
-	rm -rf .venv node_modules .sandbox .devhost .azurite .pytest_cache .ruff_cache
+	rm -rf .venv .venv-checkov node_modules .sandbox .devhost .azurite .pytest_cache .ruff_cache

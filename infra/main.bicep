@@ -69,6 +69,9 @@ param maximumInstanceCount int = 100
 @description('Replication of the storage account that holds queues, tables and the deployment package.')
 param storageSkuName string = 'Standard_LRS'
 
+@description('Network isolation: VNet integration for the app, private endpoints and private DNS zones for storage (blob, queue, table) and Key Vault, storage public access off. See infra/README.md.')
+param vnetEnabled bool = false
+
 @minValue(7)
 @maxValue(90)
 @description('Days a deleted vault or secret stays recoverable. Purge protection makes this binding.')
@@ -190,6 +193,7 @@ module storage 'app/storage.bicep' = {
     location: location
     tags: tags
     skuName: storageSkuName
+    vnetEnabled: vnetEnabled
     deploymentContainerName: deploymentContainerName
     queueNames: [
       deliveryQueueName
@@ -216,6 +220,63 @@ module keyVault 'app/keyvault.bicep' = {
   }
 }
 
+module vnet 'app/vnet.bicep' = if (vnetEnabled) {
+  name: 'vnet'
+  scope: rg
+  params: {
+    name: '${abbrs.networkVirtualNetworks}${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+// One private endpoint per storage service the app uses and one for the vault, each with its
+// private DNS zone (names from environment(), so they follow the cloud).
+var privateEndpoints = [
+  {
+    groupId: 'blob'
+    zone: 'privatelink.blob.${environment().suffixes.storage}'
+  }
+  {
+    groupId: 'queue'
+    zone: 'privatelink.queue.${environment().suffixes.storage}'
+  }
+  {
+    groupId: 'table'
+    zone: 'privatelink.table.${environment().suffixes.storage}'
+  }
+]
+
+module storagePrivateEndpoints 'app/private-endpoint.bicep' = [for endpoint in (vnetEnabled ? privateEndpoints : []): {
+  name: 'pep-storage-${endpoint.groupId}'
+  scope: rg
+  params: {
+    name: '${abbrs.networkPrivateEndpoints}${endpoint.groupId}-${resourceToken}'
+    location: location
+    tags: tags
+    virtualNetworkId: vnet.outputs.id
+    subnetId: vnet.outputs.privateEndpointSubnetId
+    targetResourceId: storage.outputs.id
+    groupId: endpoint.groupId
+    privateDnsZoneName: endpoint.zone
+  }
+}]
+
+module keyVaultPrivateEndpoint 'app/private-endpoint.bicep' = if (vnetEnabled) {
+  name: 'pep-vault'
+  scope: rg
+  params: {
+    name: '${abbrs.networkPrivateEndpoints}vault-${resourceToken}'
+    location: location
+    tags: tags
+    virtualNetworkId: vnet.outputs.id
+    subnetId: vnet.outputs.privateEndpointSubnetId
+    targetResourceId: keyVault.outputs.id
+    groupId: 'vault'
+    privateDnsZoneName: 'privatelink.vaultcore.azure.net'
+  }
+}
+
 module rbac 'app/rbac.bicep' = {
   name: 'rbac'
   scope: rg
@@ -235,6 +296,7 @@ module api 'app/api.bicep' = {
   // The roles must exist before the host first starts, or it fails on storage and Key Vault.
   dependsOn: [
     rbac
+    storagePrivateEndpoints
   ]
   params: {
     name: appName
@@ -249,6 +311,7 @@ module api 'app/api.bicep' = {
     pythonVersion: pythonVersion
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
+    virtualNetworkSubnetId: vnetEnabled ? vnet.outputs.appSubnetId : ''
     deliveryQueueName: deliveryQueueName
     fanoutQueueName: fanoutQueueName
     installationsTableName: installationsTableName

@@ -24,6 +24,19 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
+# Checkov (tests/test_checkov.py) in its own virtualenv: its pinned dependencies conflict with ours.
+if [ ! -x .venv-checkov/bin/python ]; then
+  echo "setup: creating .venv-checkov"
+  "$PYTHON" -m venv .venv-checkov
+fi
+checkov_stamp=.venv-checkov/.requirements.sha
+checkov_want=$(sha256sum requirements-checkov.txt | cut -d' ' -f1)
+if [ "$(cat "$checkov_stamp" 2>/dev/null)" != "$checkov_want" ]; then
+  echo "setup: installing Checkov"
+  .venv-checkov/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+  echo "$checkov_want" > "$checkov_stamp"
+fi
+
 npm_stamp=node_modules/.package.sha
 npm_want=$(sha256sum package.json | cut -d' ' -f1)
 if [ ! -x node_modules/.bin/azurite ] || [ "$(cat "$npm_stamp" 2>/dev/null)" != "$npm_want" ]; then

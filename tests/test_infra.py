@@ -191,7 +191,7 @@ def module_for(path: Path) -> tuple[str, dict[str, Any]]:
     """The module declaration in main.bicep that deploys this file."""
     for symbol, module in parse(MAIN).get("modules", {}).items():
         if module["type"] == "local" and (MAIN.parent / module["detail"]["path"]).resolve() == path.resolve():
-            return symbol, module["config"]
+            return symbol, body(module)
     raise AssertionError(f"main.bicep deploys no module from {rel(path)}")
 
 
@@ -324,6 +324,24 @@ def test_site_is_https_only_with_modern_tls() -> None:
     assert site_config["minTlsVersion"] == "1.2"
     assert site_config["scmMinTlsVersion"] == "1.2"
     assert site_config["ftpsState"] == "Disabled"
+
+
+def test_site_serves_http2_and_names_its_health_check() -> None:
+    site_config = site()[1]["properties"]["siteConfig"]
+    assert site_config["http20Enabled"] is True
+    assert site_config["healthCheckPath"] == "/api/health"
+    assert "health" in {route for route in _anonymous_routes()}, "the health check must not need a key"
+
+
+def _anonymous_routes() -> set[str]:
+    from tests.harness import FUNCTIONS
+
+    routes = set()
+    for function in FUNCTIONS.values():
+        for binding in json.loads(function.get_function_json())["bindings"]:
+            if binding["type"] == "httpTrigger" and binding.get("authLevel") == "ANONYMOUS":
+                routes.add(binding["route"])
+    return routes
 
 
 def test_basic_publishing_credentials_are_disabled() -> None:
@@ -497,7 +515,7 @@ def test_modules_get_the_parameters_they_declare() -> None:
         assert module["type"] == "local", f"{symbol}: only local modules can be checked offline"
         target = parse(MAIN.parent / module["detail"]["path"])
         declared = target.get("parameters", {})
-        passed = set(module["config"]["params"])
+        passed = set(body(module)["params"])
         required = {name for name, param in declared.items() if param["default"] is None}
         assert passed <= set(declared), f"{symbol}: unknown params {sorted(passed - set(declared))}"
         assert required <= passed, f"{symbol}: missing params {sorted(required - passed)}"
@@ -580,3 +598,81 @@ def test_azure_yaml_deploys_the_repo_root_as_a_python_function_app() -> None:
     _, config = site()
     extra_tags = config["tags"]["function"]["parameters"]["arg_2"]
     assert extra_tags == {"'azd-service-name'": "api"}
+
+
+# --- the network-isolated option (vnetEnabled)
+
+
+def conditional(node: Any) -> tuple[Any, Any, Any]:
+    """(condition, value if true, value if false) of a `c ? a : b` node."""
+    operator = node.get("operator") if isinstance(node, dict) else None
+    assert operator and operator["type"] == "conditional", f"{node!r} is not `condition ? a : b`"
+    operands = operator["operands"]
+    return operands["condition"], operands["true_value"], operands["false_value"]
+
+
+def main_modules() -> dict[str, dict[str, Any]]:
+    return parse(MAIN)["modules"]
+
+
+def test_network_isolation_is_a_parameter_off_by_default() -> None:
+    assert parse(MAIN)["parameters"]["vnetEnabled"]["default"] is False
+
+
+def test_isolated_storage_has_no_public_endpoint() -> None:
+    storage_file, _, _ = the_one(STORAGE)
+    assert module_for(storage_file)[1]["params"]["vnetEnabled"] == "vnetEnabled"
+    props = properties(STORAGE)
+    assert conditional(props["publicNetworkAccess"]) == ("vnetEnabled", "Disabled", "Enabled")
+    assert conditional(props["networkAcls"]["defaultAction"]) == ("vnetEnabled", "Deny", "Allow")
+
+
+def test_isolated_app_joins_the_delegated_subnet() -> None:
+    vnet_file, _, vnet_resource = the_one("Microsoft.Network/virtualNetworks")
+    names = {symbol: v["value"] for symbol, v in parse(vnet_file)["variables"].items()}
+    subnets = {names.get(s["name"], s["name"]): s["properties"] for s in body(vnet_resource)["properties"]["subnets"]}
+    assert [d["properties"]["serviceName"] for d in subnets["app"]["delegations"]] == ["Microsoft.App/environments"]
+    assert "delegations" not in subnets["private-endpoints"]
+    assert main_modules()["vnet"]["config"]["condition"] == "vnetEnabled"
+    site_file, config = site()
+    _, api_module = module_for(site_file)
+    condition, when_on, when_off = conditional(api_module["params"]["virtualNetworkSubnetId"])
+    assert (condition, chain(when_on), when_off) == ("vnetEnabled", ["vnet", "outputs", "appSubnetId"], "")
+    # `empty(id) ? null : id`: no integration without a subnet.
+    _, when_empty, when_given = conditional(config["properties"]["virtualNetworkSubnetId"])
+    assert (when_empty, when_given) == (None, "virtualNetworkSubnetId")
+
+
+def test_isolated_storage_and_vault_get_private_endpoints_with_dns_zones() -> None:
+    endpoint_file = INFRA / "app" / "private-endpoint.bicep"
+    resources = {r["type"] for r in parse(endpoint_file)["resources"].values()}
+    assert {
+        "Microsoft.Network/privateEndpoints",
+        "Microsoft.Network/privateDnsZones",
+        "Microsoft.Network/privateDnsZones/virtualNetworkLinks",
+        "Microsoft.Network/privateEndpoints/privateDnsZoneGroups",
+    } <= resources
+    storage_loop = main_modules()["storagePrivateEndpoints"]
+    loop = storage_loop["config"]["loop_type"]["detail"]
+    condition, items, nothing = conditional(loop["array_name"])
+    assert (condition, items, nothing) == ("vnetEnabled", "privateEndpoints", [])
+    groups = {entry["groupId"]: entry["zone"] for entry in parse(MAIN)["variables"]["privateEndpoints"]["value"]}
+    assert set(groups) == {"blob", "queue", "table"}, "one endpoint per storage service the app uses"
+    assert all(zone.startswith(f"privatelink.{group}.") for group, zone in groups.items())
+    assert chain(body(storage_loop)["params"]["targetResourceId"]) == ["storage", "outputs", "id"]
+    vault = main_modules()["keyVaultPrivateEndpoint"]
+    assert vault["config"]["condition"] == "vnetEnabled"
+    assert body(vault)["params"]["groupId"] == "vault"
+    assert body(vault)["params"]["privateDnsZoneName"] == "privatelink.vaultcore.azure.net"
+    assert chain(body(vault)["params"]["targetResourceId"]) == ["keyVault", "outputs", "id"]
+
+
+def test_every_checkov_skip_gives_a_reason() -> None:
+    skips = [
+        (rel(path), match)
+        for path in BICEP_FILES
+        for match in re.findall(r"checkov:skip=([^\n]*)", path.read_text(encoding="utf-8"))
+    ]
+    assert skips, "the skips are expected to be read from the templates"
+    for where, skip in skips:
+        assert re.fullmatch(r"CKV_AZURE_\d+: \S.{20,}", skip), f"{where}: skip without a reason: {skip!r}"

@@ -18,6 +18,8 @@ param keyVaultName string
 param pythonVersion string = '3.11'
 param instanceMemoryMB int = 2048
 param maximumInstanceCount int = 100
+@description('Subnet for outbound VNet integration (delegated to Microsoft.App/environments); empty: none.')
+param virtualNetworkSubnetId string = ''
 
 param deliveryQueueName string
 param fanoutQueueName string
@@ -67,6 +69,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
     name: 'FC1'
     tier: 'FlexConsumption'
   }
+  // checkov:skip=CKV_AZURE_225: zone redundancy of a Flex Consumption plan is offered only in some regions; a deployment elsewhere would fail.
   properties: {
     reserved: true
   }
@@ -85,9 +88,14 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       '${identity.id}': {}
     }
   }
+  // checkov:skip=CKV_AZURE_222: the app is the public API: Windows devices register and backends send from the internet; keys and Entra tokens guard it (README, Security).
+  // checkov:skip=CKV_AZURE_17: callers are Windows devices and backends that authenticate with function keys or Entra tokens, not TLS client certificates.
+  // checkov:skip=CKV_AZURE_212: a Flex Consumption app has no fixed worker count; it scales per function from zero (always-ready instances are a cost choice, not a failover setting).
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
+    // Outbound traffic into the VNet (storage and Key Vault private endpoints) when network-isolated.
+    virtualNetworkSubnetId: empty(virtualNetworkSubnetId) ? null : virtualNetworkSubnetId
     // Without this the platform resolves Key Vault references with a system-assigned
     // identity, which this app does not have, and WNS_CLIENT_SECRET stays a literal.
     keyVaultReferenceIdentity: identity.id
@@ -112,6 +120,8 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       }
     }
     siteConfig: {
+      http20Enabled: true
+      healthCheckPath: '/api/health'
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
       ftpsState: 'Disabled'
