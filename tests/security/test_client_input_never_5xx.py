@@ -141,6 +141,32 @@ async def test_templates_at_the_stored_limit_are_stored_and_one_more_character_i
     assert (await fetch("templated")).body["templates"] == at_limit
 
 
+async def test_an_installation_with_every_field_at_its_limit_is_stored_whole(device: dict[str, Any]) -> None:
+    # The registry entity and each of its index rows hold all of it: no property or entity limit is passed.
+    channel = device["channelUri"] + "&pad=" + "p" * 2048
+    channel = channel[:2048]
+    installation_id = "i" * 128
+    body = {
+        "channelUri": channel,
+        "userId": "u" * 128,
+        "tags": sorted(f"{n:02d}" + "t" * 118 for n in range(60)),
+        "templates": templates_stored_at(30_000),
+    }
+    response = await register(installation_id, body)
+    assert response.status == 201, response.body
+    stored = (await fetch(installation_id)).body
+    assert {key: stored[key] for key in body} == body
+
+
+async def test_properties_at_their_stored_limit_fit_a_fan_out_message(device: dict[str, Any]) -> None:
+    # {"n":"..."} with 1,332 "\x01", each stored as \u0001: 8 + 7,992 = 8,000 characters.
+    at_limit = {"n": "\x01" * 1332}
+    response = await send({"template": "hello", "properties": at_limit, "target": {"tag": "t"}})
+    assert response.status == 202, response.body
+    over = {"n": "\x01" * 1332 + "x"}
+    refused(await send({"template": "hello", "properties": over, "target": {"tag": "t"}}), "properties")
+
+
 async def test_a_body_of_exactly_64_kib_is_accepted_and_one_byte_more_is_413(device: dict[str, Any]) -> None:
     body = json.dumps({"channelUri": device["channelUri"]}).encode()
     exact = body[:-1] + b" " * (64 * 1024 - len(body)) + b"}"
