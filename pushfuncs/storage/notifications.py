@@ -370,7 +370,7 @@ class NotificationStore:
 
 
 def _target_properties(target: dict[str, object]) -> dict[str, str]:
-    """The target as `Target`, `Target1`, ...: 1,000 ids of 128 characters pass one property's 32K."""
+    """The target as `Target`, `Target1`, ...: an id list within a 64 KiB body passes one property's 32K."""
     text = json.dumps(target, separators=(",", ":"))  # ASCII: characters are what Table Storage counts
     chunks = [text[start : start + CHUNK_CHARS] for start in range(0, len(text), CHUNK_CHARS)]
     return {f"Target{index or ''}": chunk for index, chunk in enumerate(chunks)}
