@@ -206,7 +206,7 @@ async def seed_tag(tag: str, channels: list[str], count: int) -> None:
             created_at=now,
             updated_at=now,
         )
-        await index.put(installation, [tag_key(tag, installation.installation_id)])
+        await index.put(installation, [tag_key(tag, installation.installation_id)[0]])
     by_partition: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for entity in capture.entities:
         by_partition[str(entity["PartitionKey"])].append(entity)

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from pushfuncs.channel_uri import redact_channel_uri
+from pushfuncs.channel_uri import InvalidChannelUri, redact_channel_uri, validate_channel_uri
 from pushfuncs.context import AppContext
 from pushfuncs.metrics import metrics
 from pushfuncs.services.messages import (
@@ -138,6 +138,17 @@ class DeliveryService:
         await asyncio.gather(*(worker() for _ in range(min(MAX_CONCURRENT_SENDS, len(message.targets)))))
 
     async def _send_one(self, message: DeliveryMessage, target: DeliveryTarget) -> WnsResult:
+        # Checked where the token leaves, whatever the message or index row says: a channel
+        # URI that is not on the allow-list now never gets our bearer token.
+        try:
+            validate_channel_uri(target.channel_uri, self._ctx.settings.allowed_hosts)
+        except InvalidChannelUri as error:
+            metrics.add("delivery.channel.refused")
+            return WnsResult(
+                action=Action.FAIL,
+                reason=f"channelNotAllowed: the channel URI {error}; nothing was sent",
+                metric="delivery.channel.refused",
+            )
         tokens = self._ctx.tokens
         try:
             token = await tokens.get_token()

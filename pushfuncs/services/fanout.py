@@ -1,8 +1,13 @@
-"""Fan-out: expand a user, tag, tag expression or id list into delivery batches, page by page.
+"""Fan-out: expand a target (user, tag, expression, broadcast, id list, or a scheduled single
+installation) into delivery batches, page by page, when the send is due.
 
 Each invocation handles a bounded number of pages, then enqueues a continuation message with
 its cursor. Delivery batches claim their targets before sending, so if a crash makes a page
 be expanded twice, its second batch finds the targets claimed and sends nothing again.
+
+Every target found ends with an outcome: named installations that are gone when the send fires,
+and renderings a template cannot make (over WNS's size, a character XML cannot carry), are
+recorded as failed with the reason, in a batch of their own.
 """
 
 from __future__ import annotations
@@ -20,11 +25,21 @@ from pushfuncs.services.messages import (
     DeliveryTarget,
     FanoutMessage,
     MalformedMessage,
+    notification_id_of,
     parse_fanout_message,
 )
-from pushfuncs.storage.index import ALL_SHARDS, all_partition, tag_of_partition, tag_partitions, user_partition
+from pushfuncs.storage.index import (
+    ALL_SHARDS,
+    IndexRow,
+    all_partition,
+    tag_of_partition,
+    tag_partitions,
+    user_partition,
+)
+from pushfuncs.storage.installations import Installation
+from pushfuncs.storage.notifications import TargetOutcome
 from pushfuncs.tag_expression import evaluate, mentioned_tags, parse_tag_expression
-from pushfuncs.templates import Template, TemplateError, render
+from pushfuncs.templates import TemplateError, render
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +61,15 @@ def target_sources(target: dict[str, object]) -> list[str]:
     if "tagExpression" in target:
         tags = mentioned_tags(parse_tag_expression(str(target["tagExpression"])))
         return [partition for tag in tags for partition in tag_partitions(tag)]
-    ids = list(target.get("installationIds") or [])
+    ids = named_installations(target)
     return [f"ids-{i}" for i in range(0, len(ids), BATCH_SIZE)]
+
+
+def named_installations(target: dict[str, object]) -> list[str]:
+    """The ids of an installationIds target, or of a single (scheduled) installationId one."""
+    if "installationId" in target:
+        return [str(target["installationId"])]
+    return [str(i) for i in target.get("installationIds") or []]  # type: ignore[attr-defined]
 
 
 class FanoutService:
@@ -59,14 +81,22 @@ class FanoutService:
             message = parse_fanout_message(body)
         except MalformedMessage as error:
             logger.error("fan-out message moved to the poison queue: %s", error)
+            metrics.add("fanout.poisoned")
             await self._ctx.fanout_poison_queue.send_text(body.decode("utf-8", errors="replace"))
+            await self.record_abandoned(body, f"malformed fan-out message: {error}")
             return
-        sources = target_sources(message.target)
+        # Continuations carry the short target; a long id list is read from the summary row.
+        target = await self._ctx.notifications.target_of(message.notification_id) if message.ids_in_summary else None
+        target = target or message.target
+        sources = target_sources(target)
         cursor = message
         for _ in range(PAGES_PER_INVOCATION):
             if cursor.source >= len(sources):
                 break
-            targets, after = await self._page(cursor, sources)
+            targets, failures, after = await self._page(cursor, target, sources)
+            if failures:
+                await self._record_failures(cursor, failures)
+                cursor = replace(cursor, seq=cursor.seq + 1)
             for chunk in _batches(targets):
                 batch = DeliveryMessage(
                     notification_id=cursor.notification_id,
@@ -90,50 +120,85 @@ class FanoutService:
             return
         await self._ctx.notifications.mark(cursor.notification_id, "accepted", FanoutDone=True, Batches=cursor.seq)
 
-    async def _page(self, cursor: FanoutMessage, sources: list[str]) -> tuple[list[DeliveryTarget], str]:
-        """One page of live targets from the current source, and the cursor within it ("" when done)."""
+    async def record_abandoned(self, body: bytes, reason: str) -> None:
+        """Best effort: mark the notification failed when its fan-out message is given up on."""
+        notification_id = notification_id_of(body)
+        if notification_id is None:
+            return
+        try:
+            await self._ctx.notifications.mark(notification_id, "failed", reason)
+        except Exception as error:
+            logger.error("could not record the failure of %s: %s", notification_id, type(error).__name__)
+
+    async def _record_failures(self, cursor: FanoutMessage, failures: list[TargetOutcome]) -> None:
+        """Targets that cannot be sent, as a batch of their own (idempotent if the page is redone)."""
+        store = self._ctx.notifications
         now = datetime.now(UTC)
-        if "installationIds" in cursor.target:
-            ids = list(cursor.target["installationIds"])  # type: ignore[call-overload]
-            chunk = ids[cursor.source * BATCH_SIZE : (cursor.source + 1) * BATCH_SIZE]
+        await store.record_outcomes(cursor.notification_id, f"{cursor.seq:08d}", 1, failures, now, chunk="fanout")
+        await store.record_page(cursor.notification_id, cursor.seq, len(failures))
+        metrics.add("fanout.targets.failed", len(failures))
+
+    async def _page(
+        self, cursor: FanoutMessage, target: dict[str, object], sources: list[str]
+    ) -> tuple[list[DeliveryTarget], list[TargetOutcome], str]:
+        """One page of the current source: targets to send, targets failed, and the cursor
+        within the source ("" when done)."""
+        now = datetime.now(UTC)
+        targets: list[DeliveryTarget] = []
+        failures: list[TargetOutcome] = []
+        if not sources[cursor.source].startswith(("all-", "user-", "tag-")):
+            chunk = named_installations(target)[cursor.source * BATCH_SIZE : (cursor.source + 1) * BATCH_SIZE]
             found = await asyncio.gather(*(self._ctx.installations.get(i) for i in chunk))
-            live = [f for f in found if f is not None and f.is_live(now)]
-            return [t for f in live if (t := _target(cursor, f.installation_id, f.channel_uri, f.templates))], ""
+            for installation_id, installation in zip(chunk, found, strict=True):
+                if installation is None or not installation.is_live(now):
+                    failures.append(_failed(installation_id, "notRegistered: no live installation when the send fired"))
+                    continue
+                self._add(cursor, installation, targets, failures, missing_template_fails=True)
+            return targets, failures, ""
         partition = sources[cursor.source]
         rows, after = await self._ctx.index.page(partition, cursor.after or None, BATCH_SIZE)
-        expression = cursor.target.get("tagExpression")
+        expression = target.get("tagExpression")
         node = parse_tag_expression(str(expression)) if expression else None
         # Tags whose partitions were all expanded before this one's (sources come tag by tag).
         earlier = {tag_of_partition(p) for p in sources[: cursor.source]} - {tag_of_partition(partition)}
-        targets = []
         for row in rows:
             if row.expires_at <= now or not row.channel_uri:
                 continue
             if node is not None and (not evaluate(node, row.tags) or row.tags & earlier):
                 continue  # not a match, or already sent from an earlier tag's partition
-            target = _target(cursor, row.installation_id, row.channel_uri, row.templates)
-            if target is not None:
-                targets.append(target)
-        return targets, after or ""
+            self._add(cursor, row, targets, failures, missing_template_fails=False)
+        return targets, failures, after or ""
+
+    def _add(
+        self,
+        cursor: FanoutMessage,
+        found: Installation | IndexRow,
+        targets: list[DeliveryTarget],
+        failures: list[TargetOutcome],
+        missing_template_fails: bool,
+    ) -> None:
+        """The delivery target of one installation; for a template send, with this device's
+        rendering. An installation without the template is, as in Notification Hubs, not
+        targeted by a tag or broadcast send; named explicitly, it fails with the reason."""
+        if cursor.template is None:
+            targets.append(DeliveryTarget(found.installation_id, found.channel_uri))
+            return
+        template = found.templates.get(cursor.template)
+        if template is None:
+            if missing_template_fails:
+                failures.append(_failed(found.installation_id, f"templateNotFound: no template {cursor.template!r}"))
+            return
+        try:
+            payload = render(template, cursor.properties)
+        except TemplateError as error:
+            metrics.add("fanout.template.unrenderable")
+            failures.append(_failed(found.installation_id, f"templateNotRenderable: {error}"))
+            return
+        targets.append(DeliveryTarget(found.installation_id, found.channel_uri, payload, template.notification_type))
 
 
-def _target(
-    cursor: FanoutMessage, installation_id: str, channel_uri: str, templates: dict[str, Template]
-) -> DeliveryTarget | None:
-    """The delivery target; for a template send, with this device's rendering (None: the
-    installation has no such template, so, as in Notification Hubs, it is not targeted)."""
-    if cursor.template is None:
-        return DeliveryTarget(installation_id, channel_uri)
-    template = templates.get(cursor.template)
-    if template is None:
-        return None
-    try:
-        payload = render(template, cursor.properties)
-    except TemplateError as error:
-        logger.warning("template %s of installation %s not sent: %s", cursor.template, installation_id, error)
-        metrics.add("fanout.template.unrenderable")
-        return None
-    return DeliveryTarget(installation_id, channel_uri, payload, template.notification_type)
+def _failed(installation_id: str, reason: str) -> TargetOutcome:
+    return TargetOutcome(installation_id, "failed", attempts=0, updated_at=datetime.now(UTC), reason=reason)
 
 
 def _batches(targets: list[DeliveryTarget]) -> list[list[DeliveryTarget]]:

@@ -129,11 +129,14 @@ class FanoutMessage:
     seq: int = 0  # number of the next delivery batch
     template: str | None = None
     properties: dict[str, str] = field(default_factory=dict)
+    # An installationIds target whose list is read from the summary row (too long for a message).
+    ids_in_summary: bool = False
 
     def to_dict(self) -> dict[str, object]:
         return {
             "v": VERSION,
             "kind": "fanout",
+            "idsInSummary": self.ids_in_summary,
             "id": self.notification_id,
             "type": self.notification_type.value,
             "payload": base64.b64encode(self.payload).decode("ascii"),
@@ -166,6 +169,7 @@ def parse_fanout_message(body: bytes) -> FanoutMessage:
             seq=int(data.get("seq", 0)),
             template=data.get("template"),
             properties={str(k): str(v) for k, v in (data.get("properties") or {}).items()},
+            ids_in_summary=bool(data.get("idsInSummary", False)),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise MalformedMessage(f"missing or invalid field: {error}") from error

@@ -1,9 +1,12 @@
-"""Outbox recovery: queue the single sends whose process stopped before sending them.
+"""Outbox recovery: queue the work of sends whose process stopped before queueing or sending it.
 
-A single-installation send is accepted with a pending outbox on its summary row and sent by
-the accepting process right after it answers. If that process dies first, the row stays
-pending; this puts its delivery message on the delivery queue. Rows are found by creation
-time (the start of their id), scanning from a saved cursor, so a run reads only new rows.
+Every send is accepted with its work (the queue message) on its summary row, pending. A
+single-installation send is sent by the accepting process right after it answers; any other
+send's message is put on its queue before the answer. If that process dies first, the row
+stays pending; this puts the message on its queue (a scheduled send keeps its time). Rows are
+found by creation time (the start of their id), scanning from a saved cursor, so a run reads
+only new rows. A fan-out queued twice sends nothing twice: its delivery batches are claimed
+by sequence number.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pushfuncs.context import AppContext
-from pushfuncs.storage.notifications import id_time
+from pushfuncs.storage.notifications import OUTBOX_FANOUT, id_time
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +41,11 @@ async def recover_outbox(ctx: AppContext, now: datetime) -> RecoveryReport:
     start = cursor - OVERLAP if cursor is not None else now - FIRST_LOOKBACK
     until = now - GRACE
     recovered = 0
-    async for notification_id, work in store.pending_outbox(start, until):
-        await ctx.delivery_queue.send(json.loads(work))
+    async for work in store.pending_outbox(start, until):
+        notification_id = work.notification_id
+        queue = ctx.fanout_queue if work.queue == OUTBOX_FANOUT else ctx.delivery_queue
+        delay = max(0.0, (work.send_at - now).total_seconds()) if work.send_at else 0.0
+        await queue.send(json.loads(work.message), delay_seconds=delay)
         await store.mark_outbox(notification_id, "queued")
         recovered += 1
         logger.warning("notification %s was accepted but never sent; queued it for delivery", notification_id)

@@ -9,20 +9,25 @@ scheduled sends, retries) travels through the queues.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
+import uuid
 from datetime import datetime
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError
 
 from pushfuncs.context import AppContext
-from pushfuncs.errors import ApiError, InvalidField, NotFound, StorageUnavailable
+from pushfuncs.errors import ApiError, InvalidField, NotFound
 from pushfuncs.services.delivery import DeliveryService
 from pushfuncs.services.messages import DeliveryMessage, DeliveryTarget, FanoutMessage
 from pushfuncs.storage.installations import Installation
-from pushfuncs.storage.notifications import NotificationRecord, new_notification_id
+from pushfuncs.storage.notifications import (
+    OUTBOX_DELIVERY,
+    OUTBOX_FANOUT,
+    NotificationRecord,
+    new_notification_id,
+)
 from pushfuncs.templates import TemplateError, render
 from pushfuncs.validation import SendRequest
 from pushfuncs.wns import NotificationType
@@ -30,8 +35,6 @@ from pushfuncs.wns import NotificationType
 logger = logging.getLogger(__name__)
 
 IDEMPOTENCY_PREFIX = "idem-"
-# A Table Storage string property holds 32K characters; larger work goes through the queue.
-MAX_OUTBOX_CHARS = 30_000
 # Single sends an instance runs after answering, at most; beyond that (WNS slow, a burst) they
 # go through the delivery queue, so memory stays bounded and other instances can help.
 MAX_SENDS_IN_BACKGROUND = 500
@@ -48,22 +51,25 @@ async def accept_notification(
     idempotency_key: str | None = None,
     fingerprint: str = "",
 ) -> dict[str, object]:
-    """Accept the notification; answers only after the work is safely stored (outbox row or queue)."""
+    """Accept the notification; answers only after its work is stored (the summary row's outbox).
+
+    Exactly one request creates the summary row (insert-if-absent), and only that one queues or
+    sends: with one `Idempotency-Key`, any number of concurrent requests make one notification
+    and at most one delivery per target (tests/integration/test_send_concurrency.py).
+    """
     suspended = await ctx.sending.suspended_reason()
     if suspended is not None:
         raise ApiError(503, "SendingSuspended", f"sending is suspended ({suspended}); nothing was accepted")
     notification_id = new_notification_id(now)
+    idempotency_row: str | None = None
     if idempotency_key is not None:
-        earlier = await _claim_idempotency_key(ctx, idempotency_key, notification_id, fingerprint)
-        if earlier is not None:
-            notification_id, queued = earlier
-            if queued:
-                return {"id": notification_id, "status": "accepted", "idempotentReplay": True}
+        notification_id = await _claim_idempotency_key(ctx, idempotency_key, notification_id, fingerprint)
+        idempotency_row = _idempotency_row(idempotency_key)[0]
     delay = max(0.0, (request.send_at - now).total_seconds()) if request.send_at else 0.0
     target = request.target
     direct: DeliveryMessage | None = None
-    work: str | None = None
-    if target.installation_id is not None:
+    if target.installation_id is not None and not delay:
+        # Sent now: resolved now. A scheduled send resolves its target when it fires (fan-out).
         installation = await ctx.installations.get(target.installation_id)
         if installation is None or not installation.is_live(now):
             raise NotFound(
@@ -74,64 +80,61 @@ async def accept_notification(
         kind, payload = request.notification_type, request.payload
         if request.template is not None:
             kind, payload = _render_for(installation, request.template, request.properties)
-        queue = ctx.delivery_queue
-        delivery = DeliveryMessage(
+        direct = DeliveryMessage(
             notification_id=notification_id,
             notification_type=kind,
             payload=payload,
             options=request.options,
             targets=(DeliveryTarget(installation.installation_id, installation.channel_uri),),
+            # Claimed like a fan-out batch: if this message is ever queued twice, one sends.
+            claim=True,
+            batch_id=uuid.uuid4().hex,
+            seq=0,
         )
-        message: dict[str, object] = delivery.to_dict()
-        targeted: int | None = 1
-        if not delay and len(ctx.background) < MAX_SENDS_IN_BACKGROUND:
-            text = json.dumps(message, separators=(",", ":"))
-            if len(text) <= MAX_OUTBOX_CHARS:
-                direct, work = delivery, text
-    else:
-        queue = ctx.fanout_queue
-        message = FanoutMessage(
-            notification_id=notification_id,
-            notification_type=request.notification_type,
-            payload=request.payload,
-            options=request.options,
-            target=target.to_dict(),
-            template=request.template,
-            properties=request.properties,
-        ).to_dict()
-        targeted = None
-    # Exists already when an idempotent retry resumes an acceptance that was cut short.
-    with contextlib.suppress(ResourceExistsError):
-        await ctx.notifications.create(
-            NotificationRecord(
-                notification_id=notification_id,
-                notification_type=(
-                    f"template:{request.template}" if request.template else request.notification_type.value
-                ),
-                target=target.to_dict(),
-                created_at=now,
-                targeted=targeted,
-                send_at=request.send_at,
-            ),
-            work=work,
-        )
+    fanout = FanoutMessage(
+        notification_id=notification_id,
+        notification_type=request.notification_type,
+        payload=request.payload,
+        options=request.options,
+        # A long id list stays on the summary row: a queue message holds 64 KiB.
+        target={"installationIds": []} if target.installation_ids else target.to_dict(),
+        template=request.template,
+        properties=request.properties,
+        ids_in_summary=bool(target.installation_ids),
+    )
+    in_background = direct is not None and len(ctx.background) < MAX_SENDS_IN_BACKGROUND
     if direct is not None:
+        work, queue_name = direct.to_dict(), OUTBOX_DELIVERY
+    else:
+        work, queue_name = fanout.to_dict(), OUTBOX_FANOUT
+    created = await ctx.notifications.create(
+        NotificationRecord(
+            notification_id=notification_id,
+            notification_type=(f"template:{request.template}" if request.template else request.notification_type.value),
+            target=target.to_dict(),
+            created_at=now,
+            targeted=1 if target.installation_id is not None else None,
+            send_at=request.send_at,
+        ),
+        work=json.dumps(work, separators=(",", ":")),
+        queue=queue_name,
+        idempotency_row=idempotency_row,
+    )
+    status = "scheduled" if delay else "accepted"
+    if not created:
+        # Another request with this key stored it first: that one sends (or the outbox recovery).
+        return {"id": notification_id, "status": status, "idempotentReplay": True}
+    if direct is not None and in_background:
         ctx.background.start(DeliveryService(ctx).deliver_direct(direct), name=f"send of {notification_id}")
-        if idempotency_key is not None:
-            await _mark_idempotency_key_queued(ctx, idempotency_key)
-        return {"id": notification_id, "status": "accepted"}
+        return {"id": notification_id, "status": status}
+    queue = ctx.delivery_queue if queue_name == OUTBOX_DELIVERY else ctx.fanout_queue
     try:
-        await queue.send(message, delay_seconds=delay)
+        await queue.send(work, delay_seconds=delay)
+        await ctx.notifications.mark_outbox(notification_id, "queued")
     except Exception as error:
-        logger.error("queueing notification %s failed: %s", notification_id, type(error).__name__)
-        try:
-            await ctx.notifications.mark(notification_id, "failed", "could not be queued; nothing was sent")
-        except Exception:
-            logger.error("recording the queueing failure of %s failed too", notification_id)
-        raise StorageUnavailable() from error
-    if idempotency_key is not None:
-        await _mark_idempotency_key_queued(ctx, idempotency_key)
-    return {"id": notification_id, "status": "scheduled" if delay else "accepted"}
+        # The work is stored: the outbox recovery queues it within minutes.
+        logger.warning("queueing notification %s failed (%s); the outbox recovery will", notification_id, error)
+    return {"id": notification_id, "status": status}
 
 
 def _render_for(installation: Installation, name: str, properties: dict[str, str]) -> tuple[NotificationType, bytes]:
@@ -153,23 +156,18 @@ def _idempotency_row(key: str) -> tuple[str, str]:
     return IDEMPOTENCY_PREFIX + hashlib.sha256(key.encode()).hexdigest(), "key"
 
 
-async def _claim_idempotency_key(
-    ctx: AppContext, key: str, notification_id: str, fingerprint: str
-) -> tuple[str, bool] | None:
-    """None if this request is the first with `key`; else the earlier id and whether it was queued."""
+async def _claim_idempotency_key(ctx: AppContext, key: str, notification_id: str, fingerprint: str) -> str:
+    """The notification id this key stands for: `notification_id` if this request is the first
+    to use the key (insert-if-absent decides), else the earlier request's."""
     pk, rk = _idempotency_row(key)
     table = ctx.notifications.table
     try:
         await table.create_entity(
             {"PartitionKey": pk, "RowKey": rk, "NotificationId": notification_id, "Fingerprint": fingerprint}
         )
-        return None
+        return notification_id
     except ResourceExistsError:
-        pass
-    try:
         entity = await table.get_entity(pk, rk)
-    except ResourceNotFoundError:
-        return None
     if entity.get("Fingerprint") != fingerprint:
         raise ApiError(
             422,
@@ -177,9 +175,4 @@ async def _claim_idempotency_key(
             "Idempotency-Key was already used for a different request; use a new key",
             "Idempotency-Key",
         )
-    return str(entity["NotificationId"]), bool(entity.get("Queued"))
-
-
-async def _mark_idempotency_key_queued(ctx: AppContext, key: str) -> None:
-    pk, rk = _idempotency_row(key)
-    await ctx.notifications.table.upsert_entity({"PartitionKey": pk, "RowKey": rk, "Queued": True})
+    return str(entity["NotificationId"])

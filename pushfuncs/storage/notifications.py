@@ -28,6 +28,9 @@ from azure.data.tables import TableTransactionError
 from azure.data.tables.aio import TableClient
 
 SUMMARY = "summary"
+# Which queue an outbox's work goes to.
+OUTBOX_DELIVERY = "delivery"
+OUTBOX_FANOUT = "fanout"
 SYSTEM_PARTITION = "~system"
 OUTBOX_CURSOR_ROW = "outbox-cursor"
 RETENTION_CURSOR_ROW = "retention-cursor"
@@ -129,6 +132,14 @@ class NotificationRecord:
     send_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class OutboxWork:
+    notification_id: str
+    message: str  # the queue message, JSON
+    queue: str  # OUTBOX_DELIVERY or OUTBOX_FANOUT
+    send_at: datetime | None
+
+
 def new_notification_id(now: datetime) -> str:
     """32 hex digits: creation time in milliseconds, then 80 random bits."""
     return f"{id_time_prefix(now)}{secrets.token_hex(10)}"
@@ -154,8 +165,17 @@ class NotificationStore:
     def table(self) -> TableClient:
         return self._table
 
-    async def create(self, record: NotificationRecord, work: str | None = None) -> None:
-        """Write the summary row; with `work` (a delivery message) it is also the send's outbox."""
+    async def create(
+        self,
+        record: NotificationRecord,
+        work: str | None = None,
+        queue: str = OUTBOX_DELIVERY,
+        idempotency_row: str | None = None,
+    ) -> bool:
+        """Write the summary row if absent (False if it exists: an idempotent replay, or a race
+        with one). With `work` (the queue message that carries the send) the row is also its
+        outbox: pending until the message is queued or the send done, so a process that stops
+        in between loses nothing (`pending_outbox`)."""
         entity: dict[str, object] = {
             "PartitionKey": record.notification_id,
             "RowKey": SUMMARY,
@@ -169,9 +189,20 @@ class NotificationStore:
         if record.send_at is not None:
             entity["SendAt"] = record.send_at
         if work is not None:
-            entity["Work"] = work
+            entity.update(_split_property("Work", work))
             entity["Outbox"] = "pending"
-        await self._table.create_entity(entity)
+            entity["OutboxQueue"] = queue
+        if idempotency_row is not None:
+            entity["IdempotencyRow"] = idempotency_row
+        try:
+            await self._table.create_entity(entity)
+        except ResourceExistsError:
+            return False
+        return True
+
+    async def target_of(self, notification_id: str) -> dict[str, object]:
+        """The target as accepted (fan-out reads long id lists from here, not from its message)."""
+        return _target_from(await self._table.get_entity(notification_id, SUMMARY))
 
     async def record_direct_outcomes(self, notification_id: str, outcomes: list[TargetOutcome], now: datetime) -> None:
         """A single-installation send's first outcome, merged into its summary (closes the outbox)."""
@@ -185,16 +216,20 @@ class NotificationStore:
             }
         )
 
-    async def pending_outbox(self, created_from: datetime, created_before: datetime) -> AsyncIterator[tuple[str, str]]:
-        """(notification id, delivery message) of single sends created in the window whose
-        outcome was never recorded: the process that should have sent them stopped first."""
+    async def pending_outbox(self, created_from: datetime, created_before: datetime) -> AsyncIterator[OutboxWork]:
+        """Sends accepted in the window whose work never reached its queue or WNS: the process
+        that should have queued or sent them stopped first."""
         rows = self._table.query_entities(
             "PartitionKey ge @lo and PartitionKey lt @hi and RowKey eq @summary and Outbox eq 'pending'",
             parameters={"lo": id_time_prefix(created_from), "hi": id_time_prefix(created_before), "summary": SUMMARY},
-            select=["PartitionKey", "Work"],
         )
         async for row in rows:
-            yield str(row["PartitionKey"]), str(row["Work"])
+            yield OutboxWork(
+                notification_id=str(row["PartitionKey"]),
+                message=_joined_property(row, "Work"),
+                queue=str(row.get("OutboxQueue") or OUTBOX_DELIVERY),
+                send_at=row.get("SendAt"),  # type: ignore[arg-type]
+            )
 
     async def mark_outbox(self, notification_id: str, state: str) -> None:
         await self._table.upsert_entity({"PartitionKey": notification_id, "RowKey": SUMMARY, "Outbox": state})
@@ -367,6 +402,21 @@ class NotificationStore:
         await self._table.upsert_entity(
             {"PartitionKey": SYSTEM_PARTITION, "RowKey": RETENTION_CURSOR_ROW, "From": start}
         )
+
+
+def _split_property(name: str, text: str) -> dict[str, str]:
+    """`text` (ASCII) as `name`, `name1`, ...: each under Table Storage's 32K-character limit."""
+    chunks = [text[start : start + CHUNK_CHARS] for start in range(0, len(text), CHUNK_CHARS)] or [""]
+    return {f"{name}{index or ''}": chunk for index, chunk in enumerate(chunks)}
+
+
+def _joined_property(entity: dict[str, object], name: str) -> str:
+    parts = [str(entity.get(name) or "")]
+    index = 1
+    while f"{name}{index}" in entity:
+        parts.append(str(entity[f"{name}{index}"]))
+        index += 1
+    return "".join(parts)
 
 
 def _target_properties(target: dict[str, object]) -> dict[str, str]:

@@ -142,7 +142,11 @@ async def test_user_and_id_list_targets(app_env: dict[str, str], sandbox_client:
     assert counts[bob] == 1
     assert (await status(by_user["id"]))["counts"]["delivered"] == 3
     ids_status = await status(by_ids["id"])
-    assert ids_status["counts"]["targeted"] == 2 and ids_status["status"] == "delivered"
+    # A named installation that is not registered is a target that failed, with the reason.
+    assert ids_status["counts"]["targeted"] == 3 and ids_status["status"] == "partiallyDelivered"
+    assert ids_status["counts"]["delivered"] == 2 and ids_status["counts"]["failed"] == 1
+    [missing] = [t for t in ids_status["targets"] if t["status"] == "failed"]
+    assert missing["installationId"] == "nobody" and missing["reason"].startswith("notRegistered")
 
 
 async def test_a_crash_in_the_middle_of_a_fan_out_sends_nothing_twice(
@@ -200,16 +204,38 @@ async def test_scheduled_send_waits_on_the_queue(app_env: dict[str, str], sandbo
     )
     assert code == 202 and accepted["status"] == "scheduled"
     assert (await status(accepted["id"]))["status"] == "scheduled"
-    delivery = QueueDriver(app_env["AzureWebJobsStorage"], app_env["DELIVERY_QUEUE"], "deliver_notifications")
-    assert await delivery.run_once() == 0  # invisible until sendAt
-    await delivery.drain(timeout=20)
-    await delivery.close()
+    fanout = QueueDriver(app_env["AzureWebJobsStorage"], app_env["FANOUT_QUEUE"], "expand_notification_targets")
+    assert await fanout.run_once() == 0  # invisible until sendAt
+    await fanout.close()
+    await drain_all(app_env, timeout=20)
     assert len(sandbox_client.inbox(channel["channelId"])) == 1
+    assert (await status(accepted["id"]))["status"] == "delivered"
     too_far = (datetime.now(UTC) + timedelta(days=8)).isoformat()
     code, body = await send(
         {"type": "toast", "payload": TOAST, "target": {"installationId": "sched-1"}, "sendAt": too_far}
     )
     assert code == 400 and body["error"]["field"] == "sendAt"
+
+
+async def test_a_scheduled_send_follows_a_re_registration_and_skips_a_removal(
+    app_env: dict[str, str], sandbox_client: SandboxClient
+) -> None:
+    old, new, gone = (sandbox_client.create_channel() for _ in range(3))
+    await register_many([("moving", old["channelUri"], None, []), ("leaving", gone["channelUri"], None, [])])
+    send_at = (datetime.now(UTC) + timedelta(seconds=2)).isoformat().replace("+00:00", "Z")
+    accepted = {}
+    for installation_id in ("moving", "leaving"):
+        body = {"type": "raw", "payload": "later", "target": {"installationId": installation_id}, "sendAt": send_at}
+        code, accepted[installation_id] = await send(body)
+        assert code == 202
+    await register_many([("moving", new["channelUri"], None, [])])
+    response = await call_http("delete_installation", "DELETE", "installations/leaving", installationId="leaving")
+    assert response.status == 204
+    await drain_all(app_env, timeout=20)
+    assert len(sandbox_client.inbox(new["channelId"])) == 1
+    assert sandbox_client.inbox(old["channelId"]) == [] and sandbox_client.inbox(gone["channelId"]) == []
+    left = await status(accepted["leaving"]["id"])
+    assert left["status"] == "failed" and left["targets"][0]["reason"].startswith("notRegistered")
 
 
 def test_services_and_the_protocol_module_stay_free_of_the_functions_runtime() -> None:
