@@ -64,7 +64,8 @@ def bearer_token(req: func.HttpRequest) -> str | None:
     """The token of an `Authorization: Bearer <token>` header, or None."""
     scheme, _, token = (req.headers.get("Authorization") or "").strip().partition(" ")
     token = token.strip()
-    return token if scheme.lower() == "bearer" and token else None
+    # A JWT is ASCII; anything else (a lone surrogate included) is no token at all.
+    return token if scheme.lower() == "bearer" and token and token.isascii() else None
 
 
 _verifiers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Settings, BearerTokenVerifier]] = (

@@ -111,7 +111,7 @@ def parse_delivery_message(body: bytes) -> DeliveryMessage:
             seq=None if data.get("seq") is None else int(data["seq"]),
             part=str(data.get("part", "")),
         )
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, OverflowError) as error:
         raise MalformedMessage(f"missing or invalid field: {error}") from error
 
 
@@ -171,5 +171,5 @@ def parse_fanout_message(body: bytes) -> FanoutMessage:
             properties={str(k): str(v) for k, v in (data.get("properties") or {}).items()},
             ids_in_summary=bool(data.get("idsInSummary", False)),
         )
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, OverflowError) as error:
         raise MalformedMessage(f"missing or invalid field: {error}") from error
