@@ -1,5 +1,5 @@
 # The two commands of the README: `make run` (the whole system locally) and `make test`.
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test lint bench race clean
 
 setup:
 	@bash scripts/setup.sh
@@ -18,6 +18,12 @@ lint: setup
 
 bench: setup
 	@.venv/bin/python -m bench
+
+# The registry and send concurrency suites, long: many rounds and clients (seeded; RACE_SEED=... to vary).
+race: setup
+	@RACE_ROUNDS=$${RACE_ROUNDS:-60} RACE_CLIENTS=$${RACE_CLIENTS:-24} .venv/bin/python -m pytest -q -s \
+		tests/integration/test_registry_concurrency.py tests/integration/test_registry_faults.py \
+		tests/integration/test_send_integrity.py
 
 clean:
 	rm -rf .venv .venv-checkov node_modules .sandbox .devhost .azurite .pytest_cache .ruff_cache

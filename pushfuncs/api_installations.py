@@ -92,8 +92,12 @@ async def _get(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     installation_id = validate_id(req.route_params.get("installationId"), "installationId")
     ctx = await get_context()
     installation = await ctx.installations.get(installation_id)
-    if installation is None or (caller.is_device and installation.owner != caller.owner):
-        raise NotFound(f"installation {installation_id!r} is not registered", "InstallationNotFound")
+    # An expired channel is gone for every send path, so GET says so too (the sweep deletes it later).
+    expired = installation is not None and not installation.is_live(datetime.now(UTC))
+    if installation is None or expired or (caller.is_device and installation.owner != caller.owner):
+        raise NotFound(
+            f"installation {installation_id!r} is not registered or its channel expired", "InstallationNotFound"
+        )
     return json_response(200, installation.to_api())
 
 
