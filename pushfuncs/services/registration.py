@@ -67,6 +67,7 @@ async def register_installation(
         existing = await store.read(installation_id)
         live = existing is not None and not existing.deleted
         if owner is not None and live and existing.owner != owner:  # type: ignore[union-attr]
+            await operation.abandon()
             raise NotOwner()
         fresh = Installation(
             installation_id=installation_id,
@@ -113,16 +114,19 @@ async def remove_installation(
     for _ in range(MAX_ROUNDS):
         existing = await store.read(installation_id)
         if existing is None:
+            await operation.abandon()
             return False
         if existing.deleted:
             await operation.begin(existing.index_keys)
             await operation.settle(existing)
             return False
-        if only_if_channel is not None and existing.channel_uri != only_if_channel:
-            return False
-        if owner is not None and existing.owner != owner:
-            return False
-        if only_if_expired_at is not None and existing.expires_at > only_if_expired_at:
+        unwanted = (
+            (only_if_channel is not None and existing.channel_uri != only_if_channel)
+            or (owner is not None and existing.owner != owner)
+            or (only_if_expired_at is not None and existing.expires_at > only_if_expired_at)
+        )
+        if unwanted:
+            await operation.abandon()
             return False
         await operation.begin(existing.index_keys)
         tombstone = replace(existing, deleted=True, updated_at=operation.started_at)
@@ -179,6 +183,12 @@ class _Operation:
         await self._index.mark_pending(
             PendingMarker(self.installation_id, self.name, self.started_at, self.marked | self.written)
         )
+
+    async def abandon(self) -> None:
+        """Stop before writing anything: drop the marker if an earlier round wrote one (its
+        conditional write lost, so this operation wrote no row)."""
+        if self.marked is not None:
+            await self._index.clear_pending(self.installation_id, self.name)
 
     async def settle(self, known: Installation | None) -> None:
         """Bring the index to the registry's state (module docstring, step 2), then drop the marker.
