@@ -29,6 +29,7 @@ How it is kept, with nothing but Table Storage's own guarantees:
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -62,6 +63,22 @@ async def register_installation(
     With `owner` (a signed-in device) the installation is recorded as that device's, and an id
     registered to anyone else raises `NotOwner`. A backend (no owner) keeps the stored owner.
     """
+    return await update_installation(store, index, installation_id, lambda _: request, now, owner)
+
+
+async def update_installation(
+    store: InstallationStore,
+    index: IndexStore,
+    installation_id: str,
+    change: Callable[[Installation | None], InstallationRequest],
+    now: datetime,
+    owner: str | None = None,
+) -> tuple[Installation, bool]:
+    """Write `change(current)` (current: the registered installation, or None) as the
+    installation, atomically: if anyone writes in between, `change` is applied again to what
+    they wrote (so a JSON Patch never loses a concurrent update). `change` may raise an
+    `ApiError` (e.g. a patch that does not apply); nothing is written then. Returns the
+    installation and whether it was created."""
     operation = _Operation(store, index, installation_id, now)
     for _ in range(MAX_ROUNDS):
         existing = await store.read(installation_id)
@@ -69,6 +86,11 @@ async def register_installation(
         if owner is not None and live and existing.owner != owner:  # type: ignore[union-attr]
             await operation.abandon()
             raise NotOwner()
+        try:
+            request = change(existing if live else None)
+        except Exception:
+            await operation.abandon()
+            raise
         fresh = Installation(
             installation_id=installation_id,
             channel_uri=request.channel_uri,
@@ -92,6 +114,7 @@ async def register_installation(
             continue  # someone else wrote first: decide again on what they wrote
         await operation.settle(replace(fresh, etag=etag))
         return replace(fresh, etag=etag, index_keys=wanted), not live
+    await operation.abandon()
     raise ConcurrentUpdate()
 
 
@@ -135,6 +158,7 @@ async def remove_installation(
             continue
         await operation.settle(replace(tombstone, etag=etag))
         return True
+    await operation.abandon()
     raise ConcurrentUpdate()
 
 
