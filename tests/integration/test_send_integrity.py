@@ -8,6 +8,7 @@ import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
+from azure.core.exceptions import ServiceRequestError
 from azure.storage.queue import TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
 
@@ -153,3 +154,29 @@ async def test_fan_out_work_stored_before_the_202_is_queued_by_the_outbox_if_the
     await drain_all(app_env)
     assert received_counts(sandbox_client)[channel] == 1
     assert (await status(accepted["id"]))["status"] == "delivered"
+
+
+async def test_a_send_cut_short_after_claiming_its_key_is_finished_by_the_retry(
+    app_env: dict[str, str], sandbox_client: SandboxClient
+) -> None:
+    channel = sandbox_client.create_channel()["channelUri"]
+    await register_many([("cut-short", channel, None, ["cut"])])
+    ctx = await get_context()
+    real_create = ctx.notifications.create
+
+    async def storage_fails(*args: object, **kwargs: object) -> bool:
+        raise ServiceRequestError("storage unreachable after the key was claimed (injected)")
+
+    for target in ({"installationId": "cut-short"}, {"tag": "cut"}):
+        key = f"cut-{next(iter(target))}"
+        body = {"type": "raw", "payload": "x", "target": target}
+        ctx.notifications.create = storage_fails  # type: ignore[method-assign]
+        code, _ = await send(body, headers={"Idempotency-Key": key})
+        assert code == 503
+        ctx.notifications.create = real_create  # type: ignore[method-assign]
+        code, retried = await send(body, headers={"Idempotency-Key": key})
+        assert code == 202 and not retried.get("idempotentReplay")
+        code, replay = await send(body, headers={"Idempotency-Key": key})
+        assert code == 202 and replay["id"] == retried["id"] and replay["idempotentReplay"]
+    await drain_all(app_env)
+    assert received_counts(sandbox_client)[channel] == 2
