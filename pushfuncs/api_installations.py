@@ -1,4 +1,4 @@
-"""HTTP: PUT/GET/DELETE an installation, for backends (function key) and for signed-in devices.
+"""HTTP: PUT/PATCH/GET/DELETE an installation, for backends (function key) and for signed-in devices.
 
 - `/api/installations/{installationId}`: backends, with a function key; any installation.
 - `/api/me/installations/{installationId}`: an Entra ID bearer token (pushfuncs/auth.py). A
@@ -22,6 +22,7 @@ from pushfuncs.config import get_settings
 from pushfuncs.context import get_context
 from pushfuncs.errors import NotFound
 from pushfuncs.http_responses import api_handler, json_response
+from pushfuncs.services.patching import parse_patch_body, patch_installation
 from pushfuncs.services.registration import register_installation, remove_installation
 from pushfuncs.validation import parse_installation_request, validate_id
 
@@ -52,12 +53,27 @@ async def delete_installation(req: func.HttpRequest) -> func.HttpResponse:
     return await _delete(req, KEY_HOLDER)
 
 
+@bp.function_name("patch_installation")
+@bp.route(route=ROUTE, methods=["PATCH"], auth_level=func.AuthLevel.FUNCTION)
+@api_handler
+async def patch_installation_route(req: func.HttpRequest) -> func.HttpResponse:
+    return await _patch(req, KEY_HOLDER)
+
+
 @bp.function_name("put_my_installation")
 @bp.route(route=DEVICE_ROUTE, methods=["PUT"], auth_level=func.AuthLevel.ANONYMOUS)
 @api_handler
 @signed_in
 async def put_my_installation(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     return await _put(req, caller)
+
+
+@bp.function_name("patch_my_installation")
+@bp.route(route=DEVICE_ROUTE, methods=["PATCH"], auth_level=func.AuthLevel.ANONYMOUS)
+@api_handler
+@signed_in
+async def patch_my_installation(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    return await _patch(req, caller)
 
 
 @bp.function_name("get_my_installation")
@@ -86,6 +102,23 @@ async def _put(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
         ctx.installations, ctx.index, installation_id, request, datetime.now(UTC), owner=caller.owner
     )
     return json_response(201 if created else 200, installation.to_api())
+
+
+async def _patch(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    installation_id = validate_id(req.route_params.get("installationId"), "installationId")
+    operations = parse_patch_body(req.get_body())
+    ctx = await get_context()
+    installation = await patch_installation(
+        ctx.installations,
+        ctx.index,
+        installation_id,
+        operations,
+        get_settings().allowed_hosts,
+        datetime.now(UTC),
+        owner=caller.owner,
+        device_user_id=caller.user_id if caller.is_device else None,
+    )
+    return json_response(200, installation.to_api())
 
 
 async def _get(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:

@@ -113,6 +113,15 @@ def _check_json_text(value: object) -> None:
 
 def parse_json_object(body: bytes, max_bytes: int = MAX_BODY_BYTES) -> dict[str, object]:
     """The request body as a JSON object, or a 4xx that says what is wrong with it."""
+    value = parse_json_value(body, max_bytes)
+    if not isinstance(value, dict):
+        raise ApiError(400, "InvalidJson", "request body must be a JSON object")
+    return value
+
+
+def parse_json_value(body: bytes, max_bytes: int = MAX_BODY_BYTES) -> object:
+    """The request body as any JSON value (a JSON Patch is an array), with the same checks as
+    `parse_json_object`: size, duplicate keys, lone surrogates, NaN and overflow refused."""
     if len(body) > max_bytes:
         raise ApiError(413, "BodyTooLarge", f"request body is larger than {max_bytes} bytes")
     if not body.strip():
@@ -126,8 +135,6 @@ def parse_json_object(body: bytes, max_bytes: int = MAX_BODY_BYTES) -> dict[str,
         )
     except (ValueError, RecursionError) as error:
         raise ApiError(400, "InvalidJson", f"request body is not valid JSON: {error}") from error
-    if not isinstance(value, dict):
-        raise ApiError(400, "InvalidJson", "request body must be a JSON object")
     _check_json_text(value)
     return value
 
