@@ -1,4 +1,4 @@
-"""HTTP: POST /api/notifications and GET /api/notifications/{id}."""
+"""HTTP: POST /api/notifications, GET /api/notifications/{id}, DELETE (cancel) a scheduled one."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import azure.functions as func
 from pushfuncs.context import get_context
 from pushfuncs.errors import NotFound
 from pushfuncs.http_responses import api_handler, json_response
+from pushfuncs.services.cancelling import cancel_notification
 from pushfuncs.services.sending import accept_notification, request_fingerprint
 from pushfuncs.storage.notifications import summarize
 from pushfuncs.validation import parse_send_request, validate_id, validate_idempotency_key
@@ -41,3 +42,12 @@ async def get_notification(req: func.HttpRequest) -> func.HttpResponse:
     if record is None:
         raise NotFound(f"notification {notification_id!r} is unknown", "NotificationNotFound")
     return json_response(200, summarize(record, datetime.now(UTC)))
+
+
+@bp.function_name("cancel_notification")
+@bp.route(route="notifications/{id}", methods=["DELETE"], auth_level=func.AuthLevel.FUNCTION)
+@api_handler
+async def cancel_scheduled_notification(req: func.HttpRequest) -> func.HttpResponse:
+    notification_id = validate_id(req.route_params.get("id"), "id")
+    ctx = await get_context()
+    return json_response(200, await cancel_notification(ctx.notifications, notification_id, datetime.now(UTC)))

@@ -38,6 +38,7 @@ from pushfuncs.storage.index import (
 )
 from pushfuncs.storage.installations import Installation
 from pushfuncs.storage.notifications import TargetOutcome
+from pushfuncs.storage.schedule import ScheduleStore
 from pushfuncs.tag_expression import evaluate, mentioned_tags, parse_tag_expression
 from pushfuncs.templates import TemplateError, render
 
@@ -84,6 +85,11 @@ class FanoutService:
             metrics.add("fanout.poisoned")
             await self._ctx.fanout_poison_queue.send_text(body.decode("utf-8", errors="replace"))
             await self.record_abandoned(body, f"malformed fan-out message: {error}")
+            return
+        first = message.source == 0 and message.seq == 0 and not message.after
+        if first and not await ScheduleStore(self._ctx.notifications.table).fire(message.notification_id):
+            logger.info("notification %s was cancelled before it fired; nothing sent", message.notification_id)
+            metrics.add("fanout.cancelled")
             return
         # Continuations carry the short target; a long id list is read from the summary row.
         target = await self._ctx.notifications.target_of(message.notification_id) if message.ids_in_summary else None

@@ -465,8 +465,8 @@ def summarize(record: NotificationRecord, now: datetime, max_targets: int = 100)
         expanding = not record.fanout_done
     settled = delivered + len(failed)
     pending = max((targeted or 0) - settled, 0)
-    if record.state == "failed":
-        status = "failed"
+    if record.state in ("failed", "cancelled"):
+        status = record.state
     elif not expanding and settled >= (targeted or 0):
         if targeted == 0:
             status = "noTargets"
