@@ -5,6 +5,7 @@ import os
 import azure.functions as func
 
 from pushfuncs import (
+    api_audience,
     api_health,
     api_installations,
     api_notifications,
@@ -20,6 +21,7 @@ configure_telemetry(os.environ)
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(api_installations.bp)
 app.register_functions(api_notifications.bp)
+app.register_functions(api_audience.bp)
 app.register_functions(api_health.bp)
 app.register_functions(api_openapi.bp)
 app.register_functions(delivery_trigger.bp)
