@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import azure.functions as func
 
 from pushfuncs.context import get_context
-from pushfuncs.errors import NotFound
+from pushfuncs.errors import InvalidField, NotFound
 from pushfuncs.http_responses import api_handler, json_response
 from pushfuncs.services.cancelling import cancel_notification
 from pushfuncs.services.sending import accept_notification, request_fingerprint
-from pushfuncs.storage.notifications import summarize
+from pushfuncs.storage.notifications import summarize, targets_after
 from pushfuncs.validation import parse_send_request, validate_id, validate_idempotency_key
 
 bp = func.Blueprint()
+
+# Per-target results in a status: a page of them, in installation id order.
+DEFAULT_TARGETS = 100
+MAX_TARGETS = 1000
+_LIMIT = re.compile(r"[1-9][0-9]{0,3}")
 
 
 @bp.function_name("send_notification")
@@ -38,10 +44,29 @@ async def send_notification(req: func.HttpRequest) -> func.HttpResponse:
 async def get_notification(req: func.HttpRequest) -> func.HttpResponse:
     notification_id = validate_id(req.route_params.get("id"), "id")
     ctx = await get_context()
+    after = _targets_after(req.params.get("continuationToken"))
+    limit = _limit(req.params.get("limit"))
     record = await ctx.notifications.get(notification_id)
     if record is None:
         raise NotFound(f"notification {notification_id!r} is unknown", "NotificationNotFound")
-    return json_response(200, summarize(record, datetime.now(UTC)))
+    return json_response(200, summarize(record, datetime.now(UTC), limit, after))
+
+
+def _targets_after(token: str | None) -> str | None:
+    if token is None:
+        return None
+    after = targets_after(token) if len(token) <= 200 and token.isascii() else None
+    if after is None:
+        raise InvalidField("continuationToken", "is not a token this notification's status returned")
+    return after
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_TARGETS
+    if not _LIMIT.fullmatch(raw) or int(raw) > MAX_TARGETS:
+        raise InvalidField("limit", f"must be an integer from 1 to {MAX_TARGETS}")
+    return int(raw)
 
 
 @bp.function_name("cancel_notification")

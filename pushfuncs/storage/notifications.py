@@ -15,6 +15,7 @@ read is one single-partition query that merges the batch rows (later attempts wi
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import secrets
@@ -449,8 +450,26 @@ def _outcomes_json(entity: dict[str, object]) -> dict[str, dict[str, object]]:
     return json.loads(text or "{}")
 
 
-def summarize(record: NotificationRecord, now: datetime, max_targets: int = 100) -> dict[str, object]:
-    """The API view of a notification: overall status, counts, and per-target detail."""
+def targets_token(installation_id: str) -> str:
+    """The opaque continuation of a status's targets: the last installation id shown."""
+    return base64.urlsafe_b64encode(installation_id.encode()).decode("ascii").rstrip("=")
+
+
+def targets_after(token: str) -> str | None:
+    """The installation id a `targets_token` stands for; None if it is not one."""
+    try:
+        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("ascii")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return text if 0 < len(text) <= 128 and text.isprintable() else None
+
+
+def summarize(
+    record: NotificationRecord, now: datetime, max_targets: int = 100, after: str | None = None
+) -> dict[str, object]:
+    """The API view of a notification: overall status, counts, and per-target detail, in
+    installation id order: `max_targets` of them after the installation id `after`, and a
+    `continuationToken` when more follow."""
     delivered = sum(1 for o in record.outcomes if o.status == "delivered")
     failed = [o for o in record.outcomes if o.status == "failed"]
     by_reason: dict[str, int] = {}
@@ -497,8 +516,13 @@ def summarize(record: NotificationRecord, now: datetime, max_targets: int = 100)
             "channelsRemoved": sum(1 for o in record.outcomes if o.channel_removed),
             "failedByReason": by_reason,
         },
-        "targets": [o.to_api() for o in record.outcomes[:max_targets]],
     }
+    ordered = sorted(record.outcomes, key=lambda o: o.installation_id)
+    if after is not None:
+        ordered = [o for o in ordered if o.installation_id > after]
+    body["targets"] = [o.to_api() for o in ordered[:max_targets]]
+    if len(ordered) > max_targets:
+        body["continuationToken"] = targets_token(ordered[max_targets - 1].installation_id)
     if expanding:
         body["expanding"] = True
     if record.send_at is not None:

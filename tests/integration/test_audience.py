@@ -19,8 +19,9 @@ from tests.integration.test_targeting import register_many
 from tests.security.support import assert_response_documented
 
 
-async def get(name: str, route: str, **params: str) -> Response:
-    request = func.HttpRequest(method="GET", url=f"http://localhost:7071/api/{route}", params=params, body=b"")
+async def get(name: str, route: str, route_params: dict[str, str] | None = None, **params: str) -> Response:
+    url = f"http://localhost:7071/api/{route}"
+    request = func.HttpRequest(method="GET", url=url, params=params, route_params=route_params or {}, body=b"")
     response: func.HttpResponse = await call_function(name, req=request)
     parsed = Response(response.status_code, json.loads(response.get_body()), dict(response.headers))
     assert_response_documented(name, parsed)
