@@ -6,6 +6,7 @@ import azure.functions as func
 
 from pushfuncs import (
     api_audience,
+    api_feedback,
     api_health,
     api_installations,
     api_notifications,
@@ -22,6 +23,7 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(api_installations.bp)
 app.register_functions(api_notifications.bp)
 app.register_functions(api_audience.bp)
+app.register_functions(api_feedback.bp)
 app.register_functions(api_health.bp)
 app.register_functions(api_openapi.bp)
 app.register_functions(delivery_trigger.bp)

@@ -29,6 +29,7 @@ from pushfuncs.services.messages import (
 from pushfuncs.services.registration import remove_installation
 from pushfuncs.services.tokens import TokenUnavailable
 from pushfuncs.storage.notifications import NotificationStore, TargetOutcome
+from pushfuncs.storage.removed_channels import RemovedChannel, RemovedChannelFeed
 from pushfuncs.wns import (
     Action,
     WnsResult,
@@ -213,6 +214,8 @@ class DeliveryService:
                 result.status_code,
                 outcome.channel_removed,
             )
+            if outcome.channel_removed:
+                await self._feed_removal(message, target, result)
         elif action is Action.STOP_SENDING:
             logger.critical(
                 "ALERT: WNS reports our sending domain blocked (410 Domain Blocked) for %s;"
@@ -223,6 +226,22 @@ class DeliveryService:
         elif action is Action.DROPPED:
             outcome.reason = f"dropped: {result.error_description}" if result.error_description else "dropped"
         return outcome, None
+
+    async def _feed_removal(self, message: DeliveryMessage, target: DeliveryTarget, result: WnsResult) -> None:
+        """Best effort: the removal is done, and a retry of this message would not repeat it."""
+        removed = RemovedChannel(
+            target.installation_id,
+            target.channel_uri,
+            result.status_code or 0,
+            result.error_description,
+            self._clock(),
+            message.notification_id,
+        )
+        try:
+            await RemovedChannelFeed(self._ctx.notifications.table).record(removed)
+        except Exception as error:
+            metrics.add("feed.removed.failures")
+            logger.warning("removed channel of %s not recorded in the feed (%s)", target.installation_id, error)
 
     async def _poison(self, body: bytes, reason: str) -> None:
         """Move an unusable message to the poison queue and mark its notification failed."""
