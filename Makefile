@@ -32,9 +32,9 @@ mutate: setup
 
 # The registry and send concurrency suites, long: many rounds and clients (seeded; RACE_SEED=... to vary).
 race: setup
-	@RACE_ROUNDS=$${RACE_ROUNDS:-60} RACE_CLIENTS=$${RACE_CLIENTS:-24} .venv/bin/python -m pytest -q -s \
+	@RACE_ROUNDS=$${RACE_ROUNDS:-40} RACE_CLIENTS=$${RACE_CLIENTS:-24} .venv/bin/python -m pytest -q -s --timeout 3600 \
 		tests/integration/test_registry_concurrency.py tests/integration/test_registry_faults.py \
-		tests/integration/test_send_integrity.py
+		tests/integration/test_send_integrity.py tests/integration/test_concurrency_over_http.py
 
 clean:
 	rm -rf .venv .venv-checkov node_modules mutants .sandbox .devhost .azurite .pytest_cache .ruff_cache

@@ -45,6 +45,9 @@ from pushfuncs.templates import TemplateError, render
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 100  # targets per delivery message at most
+PAGE_SIZE = 1_000  # index rows read per query (Table Storage's largest page)
+# Batch numbers of lane n start at n * this: 100,000 batches (10 million targets) per lane.
+LANE_SEQ_STRIDE = 100_000
 # Characters of targets per message: the queue takes 64 KiB after its own base64 (x4/3),
 # and the message also carries the shared payload.
 MAX_MESSAGE_CHARS = 36_000
@@ -86,7 +89,7 @@ class FanoutService:
             await self._ctx.fanout_poison_queue.send_text(body.decode("utf-8", errors="replace"))
             await self.record_abandoned(body, f"malformed fan-out message: {error}")
             return
-        first = message.source == 0 and message.seq == 0 and not message.after
+        first = message.lane is None and message.source == 0 and message.seq == 0 and not message.after
         if first and not await ScheduleStore(self._ctx.notifications.table).fire(message.notification_id):
             logger.info("notification %s was cancelled before it fired; nothing sent", message.notification_id)
             metrics.add("fanout.cancelled")
@@ -95,36 +98,87 @@ class FanoutService:
         target = await self._ctx.notifications.target_of(message.notification_id) if message.ids_in_summary else None
         target = target or message.target
         sources = target_sources(target)
-        cursor = message
-        for _ in range(PAGES_PER_INVOCATION):
-            if cursor.source >= len(sources):
-                break
-            targets, failures, after = await self._page(cursor, target, sources)
-            if failures:
-                await self._record_failures(cursor, failures)
-                cursor = replace(cursor, seq=cursor.seq + 1)
-            for chunk in _batches(targets):
-                batch = DeliveryMessage(
-                    notification_id=cursor.notification_id,
-                    notification_type=cursor.notification_type,
-                    payload=cursor.payload,
-                    options=cursor.options,
-                    targets=tuple(chunk),
-                    claim=True,
-                    # Unique per enqueue: a page expanded twice after a crash claims nothing twice.
-                    batch_id=uuid.uuid4().hex,
-                    seq=cursor.seq,
+        if message.lane is None and len(sources) > 1:
+            await self._start_lanes(message, len(sources))
+            return
+        await self._expand_lane(message if message.lane is not None else replace(message, lane=0), target, sources)
+
+    async def _start_lanes(self, message: FanoutMessage, lanes: int) -> None:
+        """One message per source (shard, tag shard, id chunk), queued at once: the sources
+        expand in parallel, on as many instances as the host scales to. Each lane numbers its
+        delivery batches from its own base, so lanes never claim each other's batches."""
+        await self._ctx.notifications.mark(message.notification_id, "accepted", Lanes=lanes)
+        await asyncio.gather(
+            *(
+                self._ctx.fanout_queue.send(
+                    replace(message, lane=lane, source=lane, seq=lane * LANE_SEQ_STRIDE).to_dict()
                 )
-                await self._ctx.delivery_queue.send(batch.to_dict())
-                await self._ctx.notifications.record_page(cursor.notification_id, cursor.seq, len(chunk))
-                metrics.add("fanout.batches")
-                cursor = replace(cursor, seq=cursor.seq + 1)
-            cursor = replace(cursor, after=after) if after else replace(cursor, source=cursor.source + 1, after="")
-        if cursor.source < len(sources):
+                for lane in range(lanes)
+            )
+        )
+        metrics.add("fanout.lanes", lanes)
+
+    async def _expand_lane(self, message: FanoutMessage, target: dict[str, object], sources: list[str]) -> None:
+        """Expand this lane's source page by page. The next page is read while this page's
+        batches are queued and recorded, so each page costs about one round trip."""
+        cursor = message
+        lane = message.lane or 0
+        page: asyncio.Task[tuple[list[DeliveryTarget], list[TargetOutcome], str]] | None = None
+        finished = cursor.source >= len(sources)
+        for pages_left in range(PAGES_PER_INVOCATION, 0, -1):
+            if finished:
+                break
+            targets, failures, after = await (page or self._page(cursor, target, sources))
+            page = None
+            if after and pages_left > 1:
+                page = asyncio.create_task(self._page(replace(cursor, after=after), target, sources))
+            cursor = await self._queue_page(cursor, targets, failures)
+            if after:
+                cursor = replace(cursor, after=after)
+            else:
+                finished = True
+        if not finished:
             await self._ctx.fanout_queue.send(cursor.to_dict())
             metrics.add("fanout.continuations")
             return
-        await self._ctx.notifications.mark(cursor.notification_id, "accepted", FanoutDone=True, Batches=cursor.seq)
+        if len(sources) <= 1:  # one lane, never split: the summary says it is done
+            await self._ctx.notifications.mark(cursor.notification_id, "accepted", FanoutDone=True, Batches=cursor.seq)
+        else:
+            await self._ctx.notifications.record_lane_done(cursor.notification_id, lane)
+
+    async def _queue_page(
+        self, cursor: FanoutMessage, targets: list[DeliveryTarget], failures: list[TargetOutcome]
+    ) -> FanoutMessage:
+        """Queue one page's delivery batches and record them (all at once); returns the cursor
+        with the next batch number."""
+        pages: list[tuple[int, int]] = []
+        if failures:
+            await self._record_failures(cursor, failures)
+            pages.append((cursor.seq, len(failures)))
+            cursor = replace(cursor, seq=cursor.seq + 1)
+        messages = []
+        for chunk in _batches(targets):
+            batch = DeliveryMessage(
+                notification_id=cursor.notification_id,
+                notification_type=cursor.notification_type,
+                payload=cursor.payload,
+                options=cursor.options,
+                targets=tuple(chunk),
+                claim=True,
+                # Unique per enqueue: a page expanded twice after a crash claims nothing twice.
+                batch_id=uuid.uuid4().hex,
+                seq=cursor.seq,
+            )
+            messages.append(batch.to_dict())
+            pages.append((cursor.seq, len(chunk)))
+            cursor = replace(cursor, seq=cursor.seq + 1)
+        # Queued before recorded: a crash in between re-expands the page, and the claims make
+        # its second batches send nothing.
+        await asyncio.gather(*(self._ctx.delivery_queue.send(m) for m in messages))
+        if pages:
+            await self._ctx.notifications.record_pages(cursor.notification_id, pages)
+        metrics.add("fanout.batches", len(messages))
+        return cursor
 
     async def record_abandoned(self, body: bytes, reason: str) -> None:
         """Best effort: mark the notification failed when its fan-out message is given up on."""
@@ -141,13 +195,12 @@ class FanoutService:
         store = self._ctx.notifications
         now = datetime.now(UTC)
         await store.record_outcomes(cursor.notification_id, f"{cursor.seq:08d}", 1, failures, now, chunk="fanout")
-        await store.record_page(cursor.notification_id, cursor.seq, len(failures))
         metrics.add("fanout.targets.failed", len(failures))
 
     async def _page(
         self, cursor: FanoutMessage, target: dict[str, object], sources: list[str]
     ) -> tuple[list[DeliveryTarget], list[TargetOutcome], str]:
-        """One page of the current source: targets to send, targets failed, and the cursor
+        """One page of the lane's source: targets to send, targets failed, and the cursor
         within the source ("" when done)."""
         now = datetime.now(UTC)
         targets: list[DeliveryTarget] = []
@@ -162,7 +215,8 @@ class FanoutService:
                 self._add(cursor, installation, targets, failures, missing_template_fails=True)
             return targets, failures, ""
         partition = sources[cursor.source]
-        rows, after = await self._ctx.index.page(partition, cursor.after or None, BATCH_SIZE)
+        columns = (["Tags"] if target.get("tagExpression") else []) + (["Templates"] if cursor.template else [])
+        rows, after = await self._ctx.index.page(partition, cursor.after or None, PAGE_SIZE, columns)
         expression = target.get("tagExpression")
         node = parse_tag_expression(str(expression)) if expression else None
         # Tags whose partitions were all expanded before this one's (sources come tag by tag).

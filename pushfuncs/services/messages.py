@@ -131,12 +131,16 @@ class FanoutMessage:
     properties: dict[str, str] = field(default_factory=dict)
     # An installationIds target whose list is read from the summary row (too long for a message).
     ids_in_summary: bool = False
+    # Which source this message expands, alone; None: the first message, which starts one lane
+    # per source so that shards expand in parallel.
+    lane: int | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {
             "v": VERSION,
             "kind": "fanout",
             "idsInSummary": self.ids_in_summary,
+            "lane": self.lane,
             "id": self.notification_id,
             "type": self.notification_type.value,
             "payload": base64.b64encode(self.payload).decode("ascii"),
@@ -170,6 +174,7 @@ def parse_fanout_message(body: bytes) -> FanoutMessage:
             template=data.get("template"),
             properties={str(k): str(v) for k, v in (data.get("properties") or {}).items()},
             ids_in_summary=bool(data.get("idsInSummary", False)),
+            lane=None if data.get("lane") is None else int(data["lane"]),
         )
     except (KeyError, TypeError, ValueError, OverflowError) as error:
         raise MalformedMessage(f"missing or invalid field: {error}") from error

@@ -194,12 +194,19 @@ class IndexStore:
                 [("delete", {"PartitionKey": partition, "RowKey": rk}) for rk in chunk]
             )
 
-    async def page(self, partition: str, after: str | None, limit: int) -> tuple[list[IndexRow], str | None]:
-        """Up to `limit` rows of a partition with RowKey > `after`; and the next `after` (None at the end)."""
+    async def page(
+        self, partition: str, after: str | None, limit: int, columns: Iterable[str] | None = None
+    ) -> tuple[list[IndexRow], str | None]:
+        """Up to `limit` rows of a partition with RowKey > `after`; and the next `after` (None at
+        the end). `columns`: read only these besides the keys (a send to a tag needs no templates)."""
         query = "PartitionKey eq @pk and RowKey gt @after"
         rows: list[IndexRow] = []
+        select = ["RowKey", "ChannelUri", "ExpiresAt", *columns] if columns is not None else None
         entities: AsyncIterator[dict[str, object]] = self._table.query_entities(
-            query, parameters={"pk": partition, "after": after or ""}, results_per_page=min(limit, 1000)
+            query,
+            parameters={"pk": partition, "after": after or ""},
+            results_per_page=min(limit, 1000),
+            select=select,
         )
         async for entity in entities:
             rows.append(

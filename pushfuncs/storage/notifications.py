@@ -42,6 +42,7 @@ IDEMPOTENCY_ROW_KEY = "key"
 PAGE_PREFIX = "p:"
 CLAIM_PREFIX = "c:"
 BATCH_PREFIX = "b:"
+LANE_DONE_PREFIX = "d:"
 # A Table Storage string property holds at most 32K characters; outcomes are split across
 # properties O0, O1, ... of this size.
 CHUNK_CHARS = 30_000
@@ -259,6 +260,20 @@ class NotificationStore:
             {"PartitionKey": notification_id, "RowKey": f"{PAGE_PREFIX}{seq:08d}", "Count": count}
         )
 
+    async def record_pages(self, notification_id: str, pages: list[tuple[int, int]]) -> None:
+        """Fan-out progress of several batches (seq, count) in one entity-group transaction."""
+        for start in range(0, len(pages), 100):
+            await self._table.submit_transaction(
+                [
+                    ("upsert", {"PartitionKey": notification_id, "RowKey": f"{PAGE_PREFIX}{seq:08d}", "Count": count})
+                    for seq, count in pages[start : start + 100]
+                ]
+            )
+
+    async def record_lane_done(self, notification_id: str, lane: int) -> None:
+        """One lane of a parallel fan-out has expanded its whole source."""
+        await self._table.upsert_entity({"PartitionKey": notification_id, "RowKey": f"{LANE_DONE_PREFIX}{lane:04d}"})
+
     async def claim_batch(self, notification_id: str, seq: int, batch_id: str) -> bool:
         """Claim fan-out batch `seq` for the message `batch_id`. False if another message
         (the same page expanded twice after a crash) has claimed it: that one sends."""
@@ -309,6 +324,7 @@ class NotificationStore:
         summary: dict[str, object] | None = None
         batch_rows: list[dict[str, object]] = []
         expanded = 0
+        lanes_done = 0
         try:
             entities = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": notification_id})
             async for entity in entities:
@@ -318,6 +334,8 @@ class NotificationStore:
                     batch_rows.append(entity)
                 elif str(entity["RowKey"]).startswith(PAGE_PREFIX):
                     expanded += int(entity.get("Count") or 0)  # type: ignore[call-overload]
+                elif str(entity["RowKey"]).startswith(LANE_DONE_PREFIX):
+                    lanes_done += 1
         except ResourceNotFoundError:
             return None
         if summary is None:
@@ -342,7 +360,8 @@ class NotificationStore:
             reason=summary.get("Reason"),  # type: ignore[arg-type]
             outcomes=list(merged.values()),
             expanded=expanded,
-            fanout_done=bool(summary.get("FanoutDone")),
+            fanout_done=bool(summary.get("FanoutDone"))
+            or (bool(summary.get("Lanes")) and lanes_done >= int(summary.get("Lanes") or 0)),  # type: ignore[call-overload]
             send_at=summary.get("SendAt"),  # type: ignore[arg-type]
         )
 

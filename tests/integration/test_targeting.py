@@ -91,9 +91,10 @@ async def test_a_tag_of_5000_installations_gets_each_exactly_once(
     assert result["counts"]["targeted"] == 5000
     assert result["counts"]["delivered"] == 5000
     assert result["counts"]["pending"] == 0 and result["counts"]["failed"] == 0
-    # Far fewer queue messages than channels: batches of 100, plus continuations.
-    assert delivery.invocations <= 60
-    assert fanout.invocations <= 5
+    # Far fewer queue messages than channels: batches of up to 100 per shard's page; one fan-out
+    # message starting a lane per shard (16), each reading its shard in one page of up to 1,000.
+    assert delivery.invocations <= 16 * 4
+    assert fanout.invocations == 1 + 16
 
 
 async def test_tag_expression_selects_exactly_the_brute_force_set(
@@ -158,19 +159,20 @@ async def test_a_crash_in_the_middle_of_a_fan_out_sends_nothing_twice(
     assert code == 202
 
     ctx = await get_context()
-    real_record_page = ctx.notifications.record_page
+    real_record_pages = ctx.notifications.record_pages
     calls = itertools.count()
 
-    async def crash_on_third_page(notification_id: str, seq: int, count: int) -> None:
+    async def crash_on_third_lane(notification_id: str, pages: list[tuple[int, int]]) -> None:
         if next(calls) == 2:
-            raise RuntimeError("injected crash after the third batch was queued")
-        await real_record_page(notification_id, seq, count)
+            raise RuntimeError("injected crash after a lane's batches were queued, before they were recorded")
+        await real_record_pages(notification_id, pages)
 
-    monkeypatch.setattr(ctx.notifications, "record_page", crash_on_third_page)
+    monkeypatch.setattr(ctx.notifications, "record_pages", crash_on_third_lane)
     fanout = QueueDriver(app_env["AzureWebJobsStorage"], app_env["FANOUT_QUEUE"], "expand_notification_targets")
-    await fanout.run_once()  # crashes mid-way: two batches recorded, the third queued but not recorded
+    await fanout.run_once()  # the first message starts one lane per shard
+    await fanout.run_once()  # the lanes: one crashes with its batches queued but not recorded
     assert fanout.failures == 1
-    monkeypatch.setattr(ctx.notifications, "record_page", real_record_page)
+    monkeypatch.setattr(ctx.notifications, "record_pages", real_record_pages)
     await fanout.close()
     await drain_all(app_env)
     counts = received_counts(sandbox_client)
