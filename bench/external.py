@@ -5,6 +5,7 @@
   ID's token flow, so a small legacy-token shim (HTTPS, certificate from the sandbox CA) answers
   `/accesstoken.srf` here with a token the sandbox issued.
 - npm `wns` 0.5.4 in bench/node_modules (bench/package.json; no lock file is written).
+- pyreqwest 0.15.1, a candidate HTTP client, in bench/.env too (bench/pyreqwest_driver.py).
 
 If an install fails (no network, no node), the row says "not run: <reason>" instead.
 """
@@ -32,6 +33,10 @@ NODE_MODULES = BENCH / "node_modules"
 REQUIREMENTS = BENCH / "requirements-baselines.txt"
 
 
+PYREQWEST = "pyreqwest 0.15.1 loop (Rust reqwest: hyper + rustls)"
+NPM_WNS = "npm wns 0.5.4"
+
+
 class NotRun(Exception):
     """A baseline that could not be installed or started; the message says why."""
 
@@ -46,7 +51,7 @@ def _tail(text: str | bytes, lines: int = 3) -> str:
 def ensure_python_baseline() -> Path:
     """bench/.env with django-push-notifications; returns its interpreter."""
     python = VENV / "bin" / "python"
-    check = [str(python), "-c", "import django, push_notifications"]
+    check = [str(python), "-c", "import django, push_notifications, pyreqwest"]
     if python.exists() and subprocess.run(check, capture_output=True).returncode == 0:
         return python
     env = registry_environment()
@@ -196,8 +201,33 @@ async def run_npm_wns(sandbox: SandboxProcess, channels_file: Path, count: int, 
     )
     server_cpu = process_cpu_seconds(sandbox.process.pid) - before
     return _result(
-        "npm wns 0.5.4",
+        NPM_WNS,
         data,
         server_cpu,
         f"C={concurrency}, keep-alive agent, accessToken given; https.request patched to the sandbox port",
+    )
+
+
+async def run_pyreqwest(sandbox: SandboxProcess, channels_file: Path, count: int, concurrency: int = 100) -> LoopResult:
+    python = await asyncio.to_thread(ensure_python_baseline)
+    before = process_cpu_seconds(sandbox.process.pid)
+    data = await _run_json(
+        [
+            str(python),
+            str(BENCH / "pyreqwest_driver.py"),
+            str(channels_file),
+            str(count),
+            str(concurrency),
+            str(sandbox.ca_path),
+            sandbox.token(),
+        ],
+        timeout=max(120.0, count / 50),
+    )
+    server_cpu = process_cpu_seconds(sandbox.process.pid) - before
+    return _result(
+        PYREQWEST,
+        data,
+        server_cpu,
+        f"C={concurrency}, HTTP/1.1 keep-alive, no redirects; its own process (bench/.env), Rust runtime threads"
+        " included",
     )

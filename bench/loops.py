@@ -120,12 +120,14 @@ async def measured(
     )
 
 
-async def app_client_loop(channels: list[str], token: str, count: int, concurrency: int = 100) -> tuple[int, float]:
-    """The app's own WNS HTTP client (pushfuncs.http_transport.WnsHttpClient) alone."""
+async def app_client_loop(
+    channels: list[str], token: str, count: int, concurrency: int = 100, client_class: type | None = None
+) -> tuple[int, float]:
+    """One of the app's own WNS HTTP clients (default: pushfuncs.http_transport.WnsHttpClient) alone."""
     from pushfuncs.http_transport import WnsHttpClient
 
     headers = wns_headers(token)
-    client = WnsHttpClient(max_connections=concurrency)
+    client = (client_class or WnsHttpClient)(max_connections=concurrency)
     try:
 
         async def post(uri: str) -> bool:

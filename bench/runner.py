@@ -37,9 +37,9 @@ class Sizes:
     rounds: int
     aiohttp: int
     httpx: int
-    httpx_aiohttp: int
     dpn: int
-    npm: int
+    clients: int
+    client_rounds: int
     profile: int
     singles: int
     singles_load: int
@@ -56,9 +56,9 @@ SMOKE = Sizes(
     rounds=1,
     aiohttp=300,
     httpx=100,
-    httpx_aiohttp=300,
     dpn=50,
-    npm=300,
+    clients=300,
+    client_rounds=1,
     profile=200,
     singles=2,
     singles_load=32,
@@ -74,9 +74,9 @@ FULL = Sizes(
     rounds=3,
     aiohttp=20_000,
     httpx=3_000,
-    httpx_aiohttp=6_000,
     dpn=2_000,
-    npm=20_000,
+    clients=10_000,
+    client_rounds=3,
     profile=3_000,
     singles=20,
     singles_load=1_000,
@@ -102,6 +102,8 @@ class Results:
     engine: list[EngineResult] = field(default_factory=list)
     aiohttp: list[loops.LoopResult] = field(default_factory=list)
     others: list[loops.LoopResult] = field(default_factory=list)
+    # HTTP clients alone, measured in interleaved rounds: name -> one result per round.
+    clients: dict[str, list[loops.LoopResult]] = field(default_factory=dict)
     not_run: dict[str, str] = field(default_factory=dict)
     single: SendCost | None = None
     single_load: SendCost | None = None
@@ -175,15 +177,7 @@ async def _measure(services: Services, sizes: Sizes, options: Options, results: 
             sandbox.process.pid,
         )
     )
-    log(f"the app's WNS HTTP client alone, {sizes.httpx_aiohttp} sends")
-    results.others.append(
-        await loops.measured(
-            "The app's WnsHttpClient alone (the engine's HTTP layer), C=100",
-            lambda: loops.app_client_loop(channels, token, sizes.httpx_aiohttp),
-            sizes.httpx_aiohttp,
-            sandbox.process.pid,
-        )
-    )
+    await _measure_clients(services, channels, channels_file, token, sizes, options, results)
 
     if options.baselines:
         log(f"django-push-notifications, {sizes.dpn} sends (installs into bench/.env on first use)")
@@ -193,15 +187,8 @@ async def _measure(services: Services, sizes: Sizes, options: Options, results: 
             )
         except external.NotRun as error:
             results.not_run["django-push-notifications 3.3.0 (WNS sender)"] = str(error)
-        log(f"npm wns, {sizes.npm} sends (installs into bench/node_modules on first use)")
-        try:
-            results.others.append(await external.run_npm_wns(sandbox, channels_file, sizes.npm))
-        except external.NotRun as error:
-            results.not_run["npm wns 0.5.4"] = str(error)
     else:
-        skipped = "not run: --no-baselines"
-        results.not_run["django-push-notifications 3.3.0 (WNS sender)"] = skipped
-        results.not_run["npm wns 0.5.4"] = skipped
+        results.not_run["django-push-notifications 3.3.0 (WNS sender)"] = "not run: --no-baselines"
 
     async with fresh_instance(services, secret):
         log(f"single-installation sends end to end, {sizes.singles}")
@@ -253,6 +240,118 @@ async def _measure(services: Services, sizes: Sizes, options: Options, results: 
             results.growth_skipped[count] = "not yet: fan-out by tag not implemented"
 
 
+async def _measure_clients(
+    services: Services,
+    channels: list[str],
+    channels_file: Path,
+    token: str,
+    sizes: Sizes,
+    options: Options,
+    results: Results,
+) -> None:
+    """The HTTP clients alone, in interleaved rounds (the machine's drift hits each alike)."""
+    from pushfuncs.http_transport import AiohttpWnsClient, CurlWnsClient
+
+    sandbox = services.sandbox
+    count = sizes.clients
+    in_process = [
+        (CLIENT_CURL, lambda: loops.app_client_loop(channels, token, count, client_class=CurlWnsClient)),
+        (CLIENT_AIOHTTP, lambda: loops.app_client_loop(channels, token, count, client_class=AiohttpWnsClient)),
+        (CLIENT_BARE_AIOHTTP, lambda: loops.aiohttp_loop(channels, token, sandbox.ca_path, count)),
+    ]
+    external_runs = [
+        (external.NPM_WNS, "installs into bench/node_modules on first use", external.run_npm_wns),
+        (external.PYREQWEST, "installs into bench/.env on first use", external.run_pyreqwest),
+    ]
+    if not options.baselines:
+        for name, _, _ in external_runs:
+            results.not_run[name] = "not run: --no-baselines"
+    for round_number in range(sizes.client_rounds):
+        prefix = f"HTTP clients round {round_number + 1}/{sizes.client_rounds}"
+        for name, run_loop in in_process:
+            log(f"{prefix}: {name}, {count} sends")
+            result = await loops.measured(name, run_loop, count, sandbox.process.pid)
+            results.clients.setdefault(name, []).append(result)
+        if not options.baselines:
+            continue
+        for name, install_note, run_external in external_runs:
+            if name in results.not_run:
+                continue
+            log(f"{prefix}: {name}, {count} sends ({install_note})")
+            try:
+                results.clients.setdefault(name, []).append(await run_external(sandbox, channels_file, count))
+            except external.NotRun as error:
+                results.not_run[name] = str(error)
+                results.clients.pop(name, None)
+
+
+CLIENT_CURL = "The app's WnsHttpClient (the default): libcurl multi on the event loop (pycurl 7.49.0), C=100"
+CLIENT_AIOHTTP = "The app's aiohttp client (the fallback), C=100"
+CLIENT_BARE_AIOHTTP = "Bare aiohttp ClientSession loop, C=100 (as in the engine rounds)"
+
+
+def _cpu_per_send(result: loops.LoopResult) -> float:
+    return result.client_cpu / result.ok * 1e6 if result.ok else 0.0
+
+
+def _client_rows(report: Report, results: Results, engine: EngineResult, engine_cpu: float) -> None:
+    """HTTP clients alone, each against npm wns's CPU per send measured in the same rounds."""
+    if not results.clients:
+        return
+    rounds = max(len(r) for r in results.clients.values())
+    report.section(
+        f"HTTP clients alone: client CPU per POST (C=100, same channels, token and sandbox; {rounds} interleaved"
+        " rounds, median and range)"
+    )
+    npm = results.clients.get(external.NPM_WNS)
+    npm_cpu = statistics.median(_cpu_per_send(r) for r in npm) if npm else 0.0
+    for name, runs in results.clients.items():
+        cpus = [_cpu_per_send(r) for r in runs]
+        rates = [r.rate for r in runs]
+        ok, sent = sum(r.ok for r in runs), sum(r.sent for r in runs)
+        notes = {r.note for r in runs if r.note}
+        note = f"; {'; '.join(sorted(notes))}" if notes else ""
+        per_round = []
+        if npm and name != external.NPM_WNS:
+            per_round = [_cpu_per_send(n) / c for n, c in zip(npm, cpus, strict=False) if c]
+        versus = (
+            f"{statistics.median(per_round):.2f}x npm wns's CPU efficiency (rounds: "
+            + ", ".join(f"{x:.2f}x" for x in per_round)
+            + ")"
+            if per_round
+            else ("baseline" if name == external.NPM_WNS else "")
+        )
+        report.add(
+            name,
+            f"{statistics.median(cpus):,.0f} us client CPU per send (range {min(cpus):,.0f}-{max(cpus):,.0f}); "
+            f"{_rate(statistics.median(rates))} median ({ok:,}/{sent:,} ok{note})",
+            versus,
+            "",
+        )
+    for name, reason in results.not_run.items():
+        if name in (external.NPM_WNS, external.PYREQWEST):
+            report.add(name, reason if reason.startswith("not run") else f"not run: {reason}", "", "")
+    if npm_cpu and engine_cpu:
+        ratio = npm_cpu / engine_cpu
+        report.add(
+            "Engine vs npm wns in client CPU: npm wns's CPU per send / the engine's CPU per delivery (queue message,"
+            " POST, outcome, delete)",
+            f"{ratio:.2f}x ({engine_cpu:,.0f} us vs {npm_cpu:,.0f} us)",
+            ">= 1.0x (stretch 1.5x)",
+            status(ratio >= 1.0),
+        )
+        npm_rate = statistics.median(r.rate for r in npm) if npm else 0.0
+        report.add(
+            "Engine vs npm wns in deliveries/s (best engine round / npm wns's median; both share the 2 cores with"
+            " the sandbox, the engine also with Azurite)",
+            f"{engine.rate / npm_rate:.2f}x" if npm_rate else "n/a",
+            "> 1.0x",
+            status(engine.rate > npm_rate) if npm_rate else "n/a",
+        )
+    else:
+        report.add("Engine vs npm wns", "npm wns not run", ">= 1.0x", "n/a")
+
+
 def _estimate_seconds(done: list[GrowthResult], count: int) -> float | None:
     if not done:
         return None
@@ -280,7 +379,6 @@ def build_report(results: Results, sizes: Sizes, options: Options) -> Report:
     )
     engine = max(results.engine, key=lambda e: e.rate)
     aiohttp_best = _best(results.aiohttp)
-    by_name = {r.name: r for r in results.others}
 
     report.section("Throughput (TLS, same sandbox channels and token, same run)")
     ratio = engine.rate / aiohttp_best.rate if aiohttp_best.rate else 0.0
@@ -323,14 +421,10 @@ def build_report(results: Results, sizes: Sizes, options: Options) -> Report:
             "",
         )
     for name, reason in results.not_run.items():
+        if name in (external.NPM_WNS, external.PYREQWEST):
+            continue  # in the HTTP clients section
         report.add(name, reason if reason.startswith("not run") else f"not run: {reason}", "", "")
-    npm = by_name.get("npm wns 0.5.4")
-    report.add(
-        "Engine ahead of npm wns (same sandbox, TLS)",
-        f"{engine.rate / npm.rate:.2f}x" if npm and npm.rate else "npm wns not run",
-        "> 1.0x",
-        status(engine.rate > npm.rate) if npm and npm.rate else "n/a",
-    )
+    _client_rows(report, results, engine, cpu_per)
 
     report.section("Operations (the app's metrics; storage requests counted at the SDK transport)")
     single = results.single

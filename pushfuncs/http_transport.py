@@ -1,19 +1,29 @@
-"""The HTTP client every WNS send goes through: one pooled aiohttp session per process.
+"""The HTTP client every WNS send goes through: one pooled client per process.
 
-Measured (bench/): httpx's own pool manages about 1,000 requests/s per core, httpx over an
-aiohttp transport about 2,000, aiohttp alone about 5,000-9,000; in the delivery hot path the
-httpx layer (re-parsing each long channel URI) cost more than our own code. So the sender
-talks to aiohttp directly, and:
-- sends the channel URI exactly as stored (`encoded=True`: yarl would otherwise re-quote
-  `%2f` to `/` and `%2b` to `%2B`, and WNS answers 404 to a re-encoded URI);
-- never follows a redirect (it would carry our bearer token to another host);
-- has explicit connect and read timeouts;
-- trusts the CAs of SSL_CERT_FILE when set (the local sandbox), else the system's.
+`WnsHttpClient` is libcurl's multi interface (pycurl) driven from the worker's own event loop
+(`curl_asyncio`): measured in bench/, it needs a fraction of aiohttp's CPU per POST (all HTTP/1.1
+and TLS work is C), and CPU per send is what a delivery costs. Where pycurl cannot be imported,
+it is the aiohttp client below (`AiohttpWnsClient`), which keeps the same guarantees. Either:
+- sends the channel URI exactly as stored: WNS answers 404 to a re-encoded URI (libcurl is given
+  the request target verbatim, as its URL parser would upper-case escapes in the path; aiohttp
+  gets `encoded=True`, or yarl would turn `%2f` into `/` and `%2b` into `%2B`);
+- never follows a redirect (it would carry our bearer token to another host), and speaks only
+  HTTPS, to no proxy from the environment;
+- has explicit connect and read timeouts (aiohttp: `read` is the longest silence; libcurl: the
+  whole exchange, connect included, within connect + read: a WNS answer is a few hundred bytes);
+- trusts the CAs of SSL_CERT_FILE when set (the local sandbox), else the system's, and
+  verifies the certificate and the host name;
+- keeps connections alive for reuse, at most `max_connections` of them; a send waits for a free
+  one rather than opening more;
+- on `close()`, fails the sends still running (a `TransportError`) and closes every connection.
+Transport failures (no HTTP response) raise `TransportError`, whose `timed_out` says which kind.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +31,13 @@ from dataclasses import dataclass
 import aiohttp
 from multidict import CIMultiDictProxy
 from yarl import URL
+
+try:
+    import pycurl
+
+    from pushfuncs.curl_asyncio import AsyncCurlMulti, CurlTransferError
+except ImportError:  # no wheel for this platform: the aiohttp client below serves
+    pycurl = None  # type: ignore[assignment]
 
 
 class TransportError(Exception):
@@ -48,8 +65,169 @@ def _ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=cafile)
 
 
-class WnsHttpClient:
-    """POST bodies to channel URIs; one per process, shared by every delivery."""
+class ResponseHeaders(dict[str, str]):
+    """Response headers by lower-cased name (the first of repeated ones); lookups ignore case."""
+
+    def __getitem__(self, name: str) -> str:
+        return dict.__getitem__(self, name.lower())
+
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        return dict.get(self, name.lower(), default)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and dict.__contains__(self, name.lower())
+
+
+def parse_header_block(raw: bytes) -> ResponseHeaders:
+    """Headers of the last response in `raw` (status lines and header lines as received)."""
+    start = raw.rfind(b"\nHTTP/")  # a 1xx answer may come first: keep the final one
+    lines = raw[start + 1 if start >= 0 else 0 :].split(b"\r\n")
+    headers = ResponseHeaders()
+    for line in lines[1:]:
+        name, colon, value = line.partition(b":")
+        if colon:
+            headers.setdefault(name.strip().lower().decode("latin-1"), value.strip().decode("latin-1"))
+    return headers
+
+
+_TOKEN_IN_TEXT = re.compile(r"token=[^\s'\"]*", re.IGNORECASE)
+# libcurl adds these to a POST unless told not to: a form Content-Type when none is given,
+# `Expect: 100-continue` above 1 KiB (a round trip WNS does not need), `Accept: */*`, and pycurl
+# its User-Agent (the aiohttp client sends none either).
+_SUPPRESSED = ("Expect:", "Accept:", "User-Agent:")
+
+
+def _header_lines(headers: Mapping[str, str]) -> list[str]:
+    lines = [f"{name}: {value}" for name, value in headers.items()]
+    for line in lines:
+        if "\r" in line or "\n" in line or "\0" in line:
+            raise ValueError("a header name or value holds a line break")
+    lines.extend(_SUPPRESSED)
+    if not any(name.lower() == "content-type" for name in headers):
+        lines.append("Content-Type:")
+    return lines
+
+
+def split_target(url: str) -> tuple[str, str]:
+    """(origin, request target) of an absolute URL, the target exactly as written (no fragment)."""
+    authority = url.find("//") + 2
+    end = len(url)
+    for mark in "/?#":
+        found = url.find(mark, authority)
+        if 0 <= found < end:
+            end = found
+    target = url[end:].partition("#")[0]
+    if not target.startswith("/"):
+        target = "/" + target
+    return url[:end], target
+
+
+class CurlWnsClient:
+    """POST bodies to channel URIs over libcurl; one per process, shared by every delivery."""
+
+    def __init__(self, max_connections: int = 200, timeouts: Timeouts | None = None) -> None:
+        if pycurl is None:
+            raise RuntimeError("pycurl is not installed")
+        self._max_connections = max_connections
+        self._timeouts = timeouts or Timeouts()
+        self._multi: AsyncCurlMulti | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._idle: list[pycurl.Curl] = []
+        self._verify: tuple[str | None, str | None] | None = None
+
+    def _trust(self) -> tuple[str | None, str | None]:
+        """(CA file, CA directory) as Python's ssl module would use them (SSL_CERT_FILE first)."""
+        cafile = os.environ.get("SSL_CERT_FILE") or None
+        if cafile:
+            return cafile, None
+        paths = ssl.get_default_verify_paths()
+        return paths.cafile, paths.capath
+
+    def _new_handle(self) -> pycurl.Curl:
+        cafile, capath = self._verify or self._trust()
+        curl = pycurl.Curl()
+        curl.setopt(pycurl.NOSIGNAL, 1)
+        curl.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTPS)
+        curl.setopt(pycurl.FOLLOWLOCATION, 0)
+        curl.setopt(pycurl.MAXREDIRS, 0)
+        curl.setopt(pycurl.PATH_AS_IS, 1)
+        curl.setopt(pycurl.PROXY, "")
+        curl.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
+        curl.setopt(pycurl.SSL_VERIFYPEER, 1)
+        curl.setopt(pycurl.SSL_VERIFYHOST, 2)
+        if cafile:
+            curl.setopt(pycurl.CAINFO, cafile)
+        else:
+            curl.unsetopt(pycurl.CAINFO)
+        if capath:
+            curl.setopt(pycurl.CAPATH, capath)
+        else:
+            curl.unsetopt(pycurl.CAPATH)
+        connect_ms = int(self._timeouts.connect * 1000)
+        curl.setopt(pycurl.CONNECTTIMEOUT_MS, connect_ms)
+        curl.setopt(pycurl.TIMEOUT_MS, connect_ms + int(self._timeouts.read * 1000))
+        # The answer's body is not used (WNS sends none): count it as consumed, keep nothing.
+        curl.setopt(pycurl.WRITEFUNCTION, len)
+        return curl
+
+    def _get_multi(self) -> AsyncCurlMulti:
+        loop = asyncio.get_running_loop()
+        multi = self._multi
+        if multi is None or multi.closed or multi.loop is not loop:
+            if multi is not None:
+                multi.close()  # made on another loop (tests run one per test): start afresh
+            self._verify = self._trust()
+            self._idle = []
+            self._slots = asyncio.Semaphore(self._max_connections)
+            multi = self._multi = AsyncCurlMulti(loop, self._max_connections)
+        return multi
+
+    async def post(self, url: str, headers: Mapping[str, str], body: bytes) -> HttpAnswer:
+        multi = self._get_multi()
+        lines = _header_lines(headers)
+        slots = self._slots
+        assert slots is not None
+        async with slots:
+            curl = self._idle.pop() if self._idle else self._new_handle()
+            received: list[bytes] = []
+            # The request line carries the target as given: libcurl's own URL parser would
+            # normalise escapes in the path (`%2e` to `%2E`).
+            origin, target = split_target(url)
+            curl.setopt(pycurl.URL, origin)
+            curl.setopt(pycurl.REQUEST_TARGET, target)
+            curl.setopt(pycurl.HTTPHEADER, lines)
+            curl.setopt(pycurl.POSTFIELDS, body)
+            curl.setopt(pycurl.HEADERFUNCTION, received.append)
+            try:
+                await multi.perform(curl)
+            except CurlTransferError as error:
+                curl.close()
+                raise _transport_error(error) from None
+            except BaseException:
+                curl.close()
+                raise
+            status = curl.getinfo(pycurl.RESPONSE_CODE)
+            if not multi.closed:
+                self._idle.append(curl)
+        return HttpAnswer(status, parse_header_block(b"".join(received)))
+
+    async def close(self) -> None:
+        if self._multi is not None:
+            self._multi.close()
+        for curl in self._idle:
+            curl.close()
+        self._idle = []
+
+
+def _transport_error(error: CurlTransferError) -> TransportError:
+    detail = _TOKEN_IN_TEXT.sub("token=...", error.message)
+    if error.code == pycurl.E_OPERATION_TIMEDOUT:
+        return TransportError(f"timed out (curl {error.code}: {detail})", timed_out=True)
+    return TransportError(f"connection error (curl {error.code}: {detail})", timed_out=False)
+
+
+class AiohttpWnsClient:
+    """The same client over aiohttp (the fallback where pycurl is not available)."""
 
     def __init__(self, max_connections: int = 200, timeouts: Timeouts | None = None) -> None:
         self._max_connections = max_connections
@@ -71,6 +249,8 @@ class WnsHttpClient:
         return self._session
 
     async def post(self, url: str, headers: Mapping[str, str], body: bytes) -> HttpAnswer:
+        if not url.startswith("https://"):
+            raise TransportError("connection error (only HTTPS is spoken)", timed_out=False)
         try:
             async with self._get_session().post(
                 URL(url, encoded=True), headers=headers, data=body, allow_redirects=False, compress=False
@@ -86,3 +266,6 @@ class WnsHttpClient:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+WnsHttpClient: type[CurlWnsClient] | type[AiohttpWnsClient] = CurlWnsClient if pycurl is not None else AiohttpWnsClient
