@@ -81,12 +81,13 @@ class ResponseHeaders(dict[str, str]):
 def parse_header_block(raw: bytes) -> ResponseHeaders:
     """Headers of the last response in `raw` (status lines and header lines as received)."""
     start = raw.rfind(b"\nHTTP/")  # a 1xx answer may come first: keep the final one
-    lines = raw[start + 1 if start >= 0 else 0 :].split(b"\r\n")
+    lines = raw[start + 1 if start >= 0 else 0 :].decode("latin-1").split("\r\n")
     headers = ResponseHeaders()
-    for line in lines[1:]:
-        name, colon, value = line.partition(b":")
+    # Reversed, so that the first of a repeated header is the one kept; decoded once, not per line.
+    for line in reversed(lines[1:]):
+        name, colon, value = line.partition(":")
         if colon:
-            headers.setdefault(name.strip().lower().decode("latin-1"), value.strip().decode("latin-1"))
+            headers[name.strip().lower()] = value.strip()
     return headers
 
 
