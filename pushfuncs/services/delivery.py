@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from pushfuncs.channel_uri import InvalidChannelUri, redact_channel_uri, validate_channel_uri
+from pushfuncs.channel_uri import InvalidChannelUri, check_channel_uri_at_send, redact_channel_uri
 from pushfuncs.context import AppContext
 from pushfuncs.metrics import metrics
 from pushfuncs.services.messages import (
@@ -142,7 +142,7 @@ class DeliveryService:
         # Checked where the token leaves, whatever the message or index row says: a channel
         # URI that is not on the allow-list now never gets our bearer token.
         try:
-            validate_channel_uri(target.channel_uri, self._ctx.settings.allowed_hosts)
+            check_channel_uri_at_send(target.channel_uri, self._ctx.settings.allowed_hosts)
         except InvalidChannelUri as error:
             metrics.add("delivery.channel.refused")
             return WnsResult(
