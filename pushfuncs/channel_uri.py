@@ -108,29 +108,29 @@ def validate_channel_uri(uri: object, allowed: tuple[HostPattern, ...]) -> str:
     return uri
 
 
-# The shape of every channel URI WNS hands out: https, a lower-case DNS name without a port, path
-# "/", one token of unreserved characters and escapes. For a URI of this shape every rule of
-# validate_channel_uri except those on the host holds by construction (characters, scheme, no
-# user information, fragment, port or ambiguous authority, exactly one non-empty token), so its
-# verdict is its host's: the check at send time remembers the hosts that passed.
-_SEND_SHAPE = re.compile(r"https://([a-z0-9.\-]+)/\?token=[A-Za-z0-9\-._~%]+")
+# The shape of every channel URI WNS hands out: https, a lower-case DNS name (and a port, for a
+# test double), path "/", one token of unreserved characters and escapes. For a URI of this shape
+# every rule of validate_channel_uri except those on the authority holds by construction
+# (characters, scheme, no user information or fragment, exactly one non-empty token), so its
+# verdict is its authority's: the check at send time remembers the authorities that passed.
+_SEND_SHAPE = re.compile(r"https://([a-z0-9.\-]+(?::[0-9]+)?)/\?token=[A-Za-z0-9\-._~%]+")
 _MAX_REMEMBERED_HOSTS = 4096
-_hosts_passed: dict[str, tuple[HostPattern, ...]] = {}  # host -> the allow-list it passed
+_hosts_passed: dict[str, tuple[HostPattern, ...]] = {}  # authority -> the allow-list it passed
 
 
 def check_channel_uri_at_send(uri: object, allowed: tuple[HostPattern, ...]) -> str:
-    """`validate_channel_uri`, exactly as strict, with the host's verdict remembered (every send checks)."""
+    """`validate_channel_uri`, exactly as strict, with the authority's verdict remembered (every send checks)."""
     if isinstance(uri, str) and len(uri) <= MAX_CHANNEL_URI_LENGTH:
         shape = _SEND_SHAPE.fullmatch(uri)
         if shape is not None:
-            host = shape.group(1)
-            passed = _hosts_passed.get(host)
+            authority = shape.group(1)
+            passed = _hosts_passed.get(authority)
             if passed is allowed or (passed is not None and passed == allowed):
                 return uri
             validate_channel_uri(uri, allowed)
             if len(_hosts_passed) >= _MAX_REMEMBERED_HOSTS:
                 _hosts_passed.clear()
-            _hosts_passed[host] = allowed
+            _hosts_passed[authority] = allowed
             return uri
     return validate_channel_uri(uri, allowed)
 

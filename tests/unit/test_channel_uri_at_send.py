@@ -26,6 +26,12 @@ CORPUS = [
     "https://sandbox.test/?token=AwYAAAB%2bQ%2fabc%3d",
     "https://localhost:8443/?token=abc",
     "https://localhost/?token=abc",
+    "https://localhost:08443/?token=abc",
+    "https://localhost:8443:1/?token=abc",
+    "https://localhost:99999/?token=abc",
+    "https://localhost:/?token=abc",
+    "https://sandbox.test:443/?token=abc",
+    "https://sandbox.test:0443/?token=abc",
     "https://127.0.0.1/?token=abc",
     "https://0x7f.1/?token=abc",
     "https://2130706433/?token=abc",
@@ -81,11 +87,12 @@ def test_a_host_remembered_for_one_allow_list_is_not_allowed_by_another() -> Non
 HOSTS = st.sampled_from(
     ["db5.notify.windows.com", "sandbox.test", "localhost", "127.0.0.1", "evil.example", "DB5.notify.windows.com"]
 )
+PORTS = st.sampled_from(["", ":443", ":0443", ":8443", ":08443", ":99999", ":"])
 TAILS = st.text(alphabet="abcAB09%2bf=&#?/:@.-_~+ ", max_size=40)
 
 
 @settings(max_examples=400, deadline=None)
-@given(host=HOSTS, port=st.sampled_from(["", ":443", ":8443"]), tail=TAILS, which=st.integers(0, 2))
+@given(host=HOSTS, port=PORTS, tail=TAILS, which=st.integers(0, 2))
 def test_generated_uris_get_the_full_checks_verdict(host: str, port: str, tail: str, which: int) -> None:
     allowed = ALLOW_LISTS[which]
     uri = f"https://{host}{port}/?token={tail}"
