@@ -45,9 +45,10 @@ param functionAppName string = ''
 @allowed([
   '3.11'
   '3.12'
+  '3.13'
 ])
 @description('Python version of the Flex Consumption runtime.')
-param pythonVersion string = '3.11'
+param pythonVersion string = '3.13'
 
 @allowed([
   512

@@ -311,7 +311,7 @@ def test_site_is_a_python_flex_consumption_app() -> None:
     assert plan["sku"] == {"name": "FC1", "tier": "FlexConsumption"}
     runtime = config["properties"]["functionAppConfig"]["runtime"]
     assert runtime["name"] == "python"
-    assert main_default_through_module(path, runtime["version"]) == "3.11"
+    assert main_default_through_module(path, runtime["version"]) == "3.13"
     scale = config["properties"]["functionAppConfig"]["scaleAndConcurrency"]
     assert main_default_through_module(path, scale["instanceMemoryMB"]) == 2048
     assert scale["maximumInstanceCount"] in parse(path)["parameters"], "max instance count is a parameter"

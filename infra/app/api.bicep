@@ -15,7 +15,7 @@ param storageAccountName string
 param deploymentContainerName string
 param applicationInsightsName string
 param keyVaultName string
-param pythonVersion string = '3.11'
+param pythonVersion string = '3.13'
 param instanceMemoryMB int = 2048
 param maximumInstanceCount int = 100
 @description('Subnet for outbound VNet integration (delegated to Microsoft.App/environments); empty: none.')
