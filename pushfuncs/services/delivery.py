@@ -321,9 +321,11 @@ class OutcomeRecorder:
 
     async def _write(self, outcomes: list[TargetOutcome]) -> None:
         m = self._message
+        # Numbered before the write: a flush that starts while a slow one is still writing
+        # must not reuse its row (an upsert would replace the outcomes in it).
         chunk = f"{self._run}{self._chunks:03d}"
+        self._chunks += 1
         await self._store.record_outcomes(
             m.notification_id, m.batch_key, m.attempt, outcomes, self._clock(), m.part, chunk
         )
-        self._chunks += 1
         self._last_flush = time.monotonic()
