@@ -8,10 +8,12 @@ reached by no test), marked equivalent and message-only, and the score
     killed / (all - equivalent - message-only)
 
 A mutant is *message-only* when the only thing it changes is the wording of an error message: its
-function's syntax tree equals the original's once the text of each error message (the message
-argument of `InvalidField`, `ApiError`, `NotFound`, `InvalidChannelUri`, `InvalidTagExpression`,
-`TemplateError`, `ValueError`) is blanked. A mutant that drops the message or makes it `None` is not
-message-only: that changes what a client receives.
+function's syntax tree equals the original's once the message argument of each error (of
+`InvalidField`, `ApiError`, `NotFound`, `InvalidChannelUri`, `InvalidTagExpression`,
+`TemplateError`, `ValueError`) is blanked. Those errors turn their message into text
+(`"field: None"`), so a message made `None` is wording too, except for `ApiError` and `NotFound`,
+whose message goes into the JSON body as it is. A mutant that drops the message argument (a
+`TypeError`) or changes the field, code or status is counted.
 
 A mutant is *equivalent* when `tests/mutation_equivalents.toml` has an entry for its function whose
 `original` and `mutant` are the lines the mutant changes (as `mutmut show` prints them, stripped),
@@ -53,6 +55,9 @@ MESSAGE_ARGUMENT = {
     "TemplateError": (0, None),
     "ValueError": (0, None),
 }
+
+# These keep the message as given; the others turn it into text ("field: message", str(error)).
+RAW_MESSAGE = {"ApiError", "NotFound"}
 
 KILLED = {1, 3, -24, 152, 36, -9, 137}  # tests failed, or the mutant hung or was killed: a timeout
 SURVIVED = {0, 33, 5}  # tests passed, no test reached it, or no test was selected
@@ -98,9 +103,15 @@ def _blank_messages(function: ast.AST) -> str:
         targets = [node.args[index]] if index < len(node.args) else []
         targets += [k.value for k in node.keywords if keyword is not None and k.arg == keyword]
         for target in targets:
-            for part in ast.walk(target):
-                if isinstance(part, ast.Constant) and isinstance(part.value, str):
-                    part.value = ""
+            # Null stays null: an ApiError's message goes into the JSON body as it is.
+            if node.func.id in RAW_MESSAGE and isinstance(target, ast.Constant) and target.value is None:
+                continue
+            for child in ast.walk(node):
+                for name, value in ast.iter_fields(child):
+                    if value is target:
+                        setattr(child, name, ast.Constant(""))
+                    elif isinstance(value, list) and any(item is target for item in value):
+                        setattr(child, name, [ast.Constant("") if item is target else item for item in value])
     return ast.dump(function)
 
 

@@ -153,3 +153,10 @@ def test_evaluation_of_each_node() -> None:
 def test_mentioned_tags_are_each_named_once_and_sorted() -> None:
     assert mentioned_tags(parse_tag_expression("c || b && !a || (b && d)")) == ["a", "b", "c", "d"]
     assert mentioned_tags(Tag("x")) == ["x"]
+
+
+def test_leaving_a_group_restores_the_depth_of_its_parent() -> None:
+    # 16 levels, a group that opens and closes a 17th, then 17 more: 33 levels at the deepest.
+    expression = "(" * 16 + "(a) && " + "(" * 17 + "b" + ")" * 17 + ")" * 16
+    assert refused(expression) == "nests '!' and parentheses deeper than 32 levels"
+    assert parse_tag_expression("(" * 16 + "(a) && " + "(" * 16 + "b" + ")" * 16 + ")" * 16) == And(Tag("a"), Tag("b"))

@@ -600,3 +600,22 @@ def test_properties_take_8000_characters_as_stored() -> None:
     # Non-ASCII counts as its \\uXXXX escape: 6 characters each.
     assert send(template="g", properties={"p": "é" * 1332}).properties
     assert refusal(lambda: send(template="g", properties={"p": "é" * 1333}))[2] == "properties"
+
+
+def test_a_dtd_alone_is_refused() -> None:
+    e = error(lambda: validate_xml_payload(b"<!DOCTYPE toast><toast/>", NotificationType.TOAST))
+    assert (e.code, e.field) == ("InvalidXml", "payload")
+    assert e.message == "payload: XML with DTDs or entities is refused (DTDForbidden)"
+
+
+def test_base64_with_characters_outside_its_alphabet_is_refused() -> None:
+    for encoded in ["YQ==!", "Y Q==", "YQ==\n"]:
+        assert refusal(lambda encoded=encoded: send(type="raw", payloadBase64=encoded)) == (
+            400,
+            "InvalidField",
+            "payloadBase64",
+        )
+
+
+def test_a_null_option_is_skipped_and_the_next_still_read() -> None:
+    assert parse_options({"ttl": None, "tag": "a", "priority": 2}) == WnsOptions(tag="a", priority=2)
