@@ -36,7 +36,8 @@ PACKAGES: tuple[tuple[str, str], ...] = (
 
 # Stages of a delivery: (label, file fragment, function name); cumulative time of each entry point.
 STAGES: tuple[tuple[str, str, str], ...] = (
-    ("WNS POST: the app's aiohttp client (HTTP/1.1 + TLS I/O)", "pushfuncs/http_transport.py", "post"),
+    ("WNS POST: the app's WNS HTTP client (libcurl: HTTP/1.1 + TLS in C)", "pushfuncs/http_transport.py", "post"),
+    ("App: channel allow-list check at send time", "pushfuncs/channel_uri.py", "check_channel_uri_at_send"),
     ("Table writes: outcomes (azure-data-tables upsert)", "_table_client_async.py", "upsert_entity"),
     ("Table writes: batch claims (azure-data-tables create)", "_table_client_async.py", "create_entity"),
     ("Queue delete (azure-storage-queue; the host does it in Azure)", "_queue_client_async.py", "delete_message"),
@@ -65,6 +66,8 @@ def package_of(filename: str, function: str) -> str:
             return "ssl (OpenSSL)"
         if "select" in function or "epoll" in function:
             return "event loop wait (epoll)"
+        if "pycurl" in function:
+            return "libcurl (pycurl: HTTP/1.1 + TLS)"
         return "builtins"
     return "other"
 
