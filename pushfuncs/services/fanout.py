@@ -107,7 +107,7 @@ class FanoutService:
         """One message per source (shard, tag shard, id chunk), queued at once: the sources
         expand in parallel, on as many instances as the host scales to. Each lane numbers its
         delivery batches from its own base, so lanes never claim each other's batches."""
-        await self._ctx.notifications.mark(message.notification_id, "accepted", Lanes=lanes)
+        await self._ctx.notifications.note_progress(message.notification_id, Lanes=lanes)
         await asyncio.gather(
             *(
                 self._ctx.fanout_queue.send(
@@ -142,7 +142,7 @@ class FanoutService:
             metrics.add("fanout.continuations")
             return
         if len(sources) <= 1:  # one lane, never split: the summary says it is done
-            await self._ctx.notifications.mark(cursor.notification_id, "accepted", FanoutDone=True, Batches=cursor.seq)
+            await self._ctx.notifications.note_progress(cursor.notification_id, FanoutDone=True, Batches=cursor.seq)
         else:
             await self._ctx.notifications.record_lane_done(cursor.notification_id, lane)
 

@@ -254,6 +254,11 @@ class NotificationStore:
         entity.update(extra)
         await self._table.upsert_entity(entity)
 
+    async def note_progress(self, notification_id: str, **values: object) -> None:
+        """Merge progress (`Lanes`, `FanoutDone`, ...) into the summary, leaving its state alone:
+        a notification marked failed meanwhile stays failed."""
+        await self._table.upsert_entity({"PartitionKey": notification_id, "RowKey": SUMMARY, **values})
+
     async def record_page(self, notification_id: str, seq: int, count: int) -> None:
         """Fan-out progress: batch `seq` carries `count` targets (idempotent if redone)."""
         await self._table.upsert_entity(
