@@ -1,4 +1,10 @@
-"""HTTP: POST /api/notifications, GET /api/notifications/{id}, DELETE (cancel) a scheduled one."""
+"""HTTP: POST /api/notifications, GET /api/notifications/{id}, DELETE (cancel) a scheduled one.
+
+- `/api/notifications[/{id}]`: backends, with a function key.
+- `/api/me/notifications[/{id}]`: backends with an Entra ID app-only token carrying the backend
+  app role (pushfuncs/auth.py), since the host tells our code nothing of keys on anonymous
+  routes. The same requests and answers; a device's token is refused with 403.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from datetime import UTC, datetime
 
 import azure.functions as func
 
+from pushfuncs.auth import signed_in_backend
 from pushfuncs.context import get_context
 from pushfuncs.errors import InvalidField, NotFound
 from pushfuncs.http_responses import api_handler, json_response
@@ -23,10 +30,56 @@ MAX_TARGETS = 1000
 _LIMIT = re.compile(r"[1-9][0-9]{0,3}")
 
 
+KEY_ROUTE = "notifications"
+TOKEN_ROUTE = "me/notifications"
+
+
 @bp.function_name("send_notification")
-@bp.route(route="notifications", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route=KEY_ROUTE, methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @api_handler
 async def send_notification(req: func.HttpRequest) -> func.HttpResponse:
+    return await _send(req, f"/api/{KEY_ROUTE}")
+
+
+@bp.function_name("get_notification")
+@bp.route(route=KEY_ROUTE + "/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@api_handler
+async def get_notification(req: func.HttpRequest) -> func.HttpResponse:
+    return await _get(req)
+
+
+@bp.function_name("cancel_notification")
+@bp.route(route=KEY_ROUTE + "/{id}", methods=["DELETE"], auth_level=func.AuthLevel.FUNCTION)
+@api_handler
+async def cancel_scheduled_notification(req: func.HttpRequest) -> func.HttpResponse:
+    return await _cancel(req)
+
+
+@bp.function_name("send_my_notification")
+@bp.route(route=TOKEN_ROUTE, methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@api_handler
+@signed_in_backend
+async def send_my_notification(req: func.HttpRequest) -> func.HttpResponse:
+    return await _send(req, f"/api/{TOKEN_ROUTE}")
+
+
+@bp.function_name("get_my_notification")
+@bp.route(route=TOKEN_ROUTE + "/{id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@api_handler
+@signed_in_backend
+async def get_my_notification(req: func.HttpRequest) -> func.HttpResponse:
+    return await _get(req)
+
+
+@bp.function_name("cancel_my_notification")
+@bp.route(route=TOKEN_ROUTE + "/{id}", methods=["DELETE"], auth_level=func.AuthLevel.ANONYMOUS)
+@api_handler
+@signed_in_backend
+async def cancel_my_scheduled_notification(req: func.HttpRequest) -> func.HttpResponse:
+    return await _cancel(req)
+
+
+async def _send(req: func.HttpRequest, status_path: str) -> func.HttpResponse:
     body = req.get_body()
     request = parse_send_request(body)
     key = validate_idempotency_key(req.headers.get("Idempotency-Key"))
@@ -34,14 +87,11 @@ async def send_notification(req: func.HttpRequest) -> func.HttpResponse:
     accepted = await accept_notification(
         ctx, request, datetime.now(UTC), idempotency_key=key, fingerprint=request_fingerprint(body)
     )
-    location = f"/api/notifications/{accepted['id']}"
+    location = f"{status_path}/{accepted['id']}"
     return json_response(202, {**accepted, "location": location}, headers={"Location": location})
 
 
-@bp.function_name("get_notification")
-@bp.route(route="notifications/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
-@api_handler
-async def get_notification(req: func.HttpRequest) -> func.HttpResponse:
+async def _get(req: func.HttpRequest) -> func.HttpResponse:
     notification_id = validate_id(req.route_params.get("id"), "id")
     ctx = await get_context()
     after = _targets_after(req.params.get("continuationToken"))
@@ -50,6 +100,12 @@ async def get_notification(req: func.HttpRequest) -> func.HttpResponse:
     if record is None:
         raise NotFound(f"notification {notification_id!r} is unknown", "NotificationNotFound")
     return json_response(200, summarize(record, datetime.now(UTC), limit, after))
+
+
+async def _cancel(req: func.HttpRequest) -> func.HttpResponse:
+    notification_id = validate_id(req.route_params.get("id"), "id")
+    ctx = await get_context()
+    return json_response(200, await cancel_notification(ctx.notifications, notification_id, datetime.now(UTC)))
 
 
 def _targets_after(token: str | None) -> str | None:
@@ -67,12 +123,3 @@ def _limit(raw: str | None) -> int:
     if not _LIMIT.fullmatch(raw) or int(raw) > MAX_TARGETS:
         raise InvalidField("limit", f"must be an integer from 1 to {MAX_TARGETS}")
     return int(raw)
-
-
-@bp.function_name("cancel_notification")
-@bp.route(route="notifications/{id}", methods=["DELETE"], auth_level=func.AuthLevel.FUNCTION)
-@api_handler
-async def cancel_scheduled_notification(req: func.HttpRequest) -> func.HttpResponse:
-    notification_id = validate_id(req.route_params.get("id"), "id")
-    ctx = await get_context()
-    return json_response(200, await cancel_notification(ctx.notifications, notification_id, datetime.now(UTC)))

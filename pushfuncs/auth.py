@@ -5,7 +5,9 @@ code runs, and the host does not tell our code which key (if any) came with a re
 anonymous route. So devices, which cannot keep a key, get routes of their own
 (`/api/me/installations/{id}`, `auth_level=ANONYMOUS`) where our code requires an Entra ID
 bearer token for our API (pushfuncs/bearer_tokens.py): a user's token makes the caller that
-device's user; an app-only token with the backend app role makes it a backend.
+device's user; an app-only token with the backend app role makes it a backend. Backends that
+sign in rather than hold a key send and read statuses on `/api/me/notifications[/{id}]`
+(`@signed_in_backend`), where a device's token is refused with 403.
 
 These routes are always registered and answer 404 while `DEVICE_SIGN_IN_ENABLED` is off:
 functions are indexed once when the host starts, and an app setting read at import time would
@@ -23,7 +25,13 @@ from collections.abc import Awaitable, Callable
 
 import azure.functions as func
 
-from pushfuncs.bearer_tokens import BearerTokenVerifier, Caller, MissingPermission, TokenRejected
+from pushfuncs.bearer_tokens import (
+    BACKEND_ROLE,
+    BearerTokenVerifier,
+    Caller,
+    MissingPermission,
+    TokenRejected,
+)
 from pushfuncs.config import ConfigurationError, Settings, get_settings
 from pushfuncs.errors import ApiError, NotFound
 from pushfuncs.signing_keys import SigningKeys, SigningKeysUnavailable
@@ -89,8 +97,12 @@ def _verifier(settings: Settings) -> BearerTokenVerifier:
     return verifier
 
 
-async def authenticate(req: func.HttpRequest) -> Caller:
-    """The caller a request's bearer token proves; raises the API error to answer otherwise."""
+async def authenticate(req: func.HttpRequest, backend_only: bool = False) -> Caller:
+    """The caller a request's bearer token proves; raises the API error to answer otherwise.
+
+    With `backend_only`, any caller but a backend (a device, or a token without the device
+    scope) is refused with 403 naming the backend role, the one permission that would do.
+    """
     settings = get_settings()
     if not settings.device_sign_in_enabled:
         raise NotFound("not found")
@@ -99,14 +111,17 @@ async def authenticate(req: func.HttpRequest) -> Caller:
     if token is None:
         raise Unauthorized("an Entra ID access token for this API is required", missing=True)
     try:
-        return await verifier.verify(token)
+        caller = await verifier.verify(token)
     except TokenRejected as error:
         logger.info("bearer token refused: %s", error.reason)
         raise Unauthorized(error.reason) from None
     except MissingPermission as error:
-        raise InsufficientScope(str(error)) from None
+        raise InsufficientScope(BACKEND_ROLE if backend_only else str(error)) from None
     except SigningKeysUnavailable:
         raise SignInUnavailable() from None
+    if backend_only and caller.is_device:
+        raise InsufficientScope(BACKEND_ROLE)
+    return caller
 
 
 def signed_in(handler: SignedInHandler) -> Handler:
@@ -115,8 +130,22 @@ def signed_in(handler: SignedInHandler) -> Handler:
     async def wrapper(req: func.HttpRequest) -> func.HttpResponse:
         return await handler(req, await authenticate(req))
 
+    return _named_like(wrapper, handler)
+
+
+def signed_in_backend(handler: Handler) -> Handler:
+    """Call `handler(req)` for a backend's app-only token; answer 401/403/404 otherwise."""
+
+    async def wrapper(req: func.HttpRequest) -> func.HttpResponse:
+        await authenticate(req, backend_only=True)
+        return await handler(req)
+
+    return _named_like(wrapper, handler)
+
+
+def _named_like(wrapper: Handler, handler: Callable[..., object]) -> Handler:
     # Not functools.wraps: the host reads the wrapper's signature (one `req` binding), and
-    # `__wrapped__` would point it at the handler's two parameters.
+    # `__wrapped__` would point it at the handler's own parameters.
     wrapper.__name__, wrapper.__qualname__ = handler.__name__, handler.__qualname__
     wrapper.__doc__, wrapper.__module__ = handler.__doc__, handler.__module__
     return wrapper
