@@ -90,6 +90,18 @@ async def test_a_full_run_logs_no_secret(
         return str(response.body["id"])
 
     await send_and_deliver({"type": "toast", "payload": TOAST, "target": {"installationId": "logs-0"}})
+    # A backend sends with its app-only token; a device's token is refused there (403).
+    backend_token = sandbox_client.backend_token(sandbox.client_id, sandbox.client_secret)
+    for token, expected in ((backend_token, 202), (device_token, 403), (with_claims(backend_token, oid="x"), 401)):
+        response = await call(
+            "send_my_notification",
+            "POST",
+            "me/notifications",
+            {"type": "raw", "payload": "by token", "target": {"installationId": "logs-device"}},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert response.status == expected, response.body
+    await queue.drain()
     await send_and_deliver({"type": "raw", "payload": "raw", "target": {"userId": "logs"}})
     tokens = {await (await get_context()).tokens.get_token()}
     sandbox_client.revoke_tokens()  # the next send meets a 401 and refreshes
@@ -107,8 +119,10 @@ async def test_a_full_run_logs_no_secret(
     secrets = {
         **{token: "access token" for token in tokens},
         **{token: "device token" for token in (device_token, *refused)},
+        backend_token: "backend token",
         # A JWT's signature alone is the secret part a log could carry without the rest.
         device_token.rsplit(".", 1)[1]: "device token signature",
+        backend_token.rsplit(".", 1)[1]: "backend token signature",
         sandbox.client_secret: "client secret",
         **{token: "channel token" for token in channel_tokens},
     }
