@@ -83,6 +83,18 @@ param keyVaultSoftDeleteRetentionInDays int = 90
 @description('Log Analytics retention, in days.')
 param logRetentionInDays int = 30
 
+@description('Address the alerts email (an Azure Monitor action group); empty creates no action group, and the alerts only show in the portal.')
+param alertEmailAddress string = ''
+
+@minValue(1)
+@maxValue(100)
+@description('Failure-rate alert: percent of WNS answers other than success in 15 minutes that fires it.')
+param failureRateAlertPercent int = 20
+
+@minValue(1)
+@description('Failure-rate alert: fewest WNS answers in 15 minutes for the rate to count (quiet periods never alert).')
+param failureRateAlertMinimumAnswers int = 100
+
 // Names the app reads from settings. The defaults equal local.settings.sample.json,
 // so the same code finds the same queues and tables on Azurite and in Azure.
 @description('Queue of single-channel deliveries (DELIVERY_QUEUE); "<name>-poison" is created too.')
@@ -338,6 +350,37 @@ module api 'app/api.bicep' = {
   }
 }
 
+// What operators look at (a workbook) and what calls them (alerts), over the app's counters in
+// Application Insights. See the README, "Workbook and alerts".
+module workbook 'app/workbook.bicep' = {
+  name: 'workbook'
+  scope: rg
+  params: {
+    name: guid(subscription().id, rg.name, 'pushfuncs-workbook')
+    displayName: 'pushfuncs (${environmentName})'
+    location: location
+    tags: tags
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    storageAccountName: storage.outputs.name
+  }
+}
+
+module alerts 'app/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    actionGroupName: '${abbrs.insightsActionGroups}${resourceToken}'
+    domainBlockedAlertName: 'alert-wns-domain-blocked-${resourceToken}'
+    failureRateAlertName: 'alert-wns-failure-rate-${resourceToken}'
+    alertEmailAddress: alertEmailAddress
+    failureRateThresholdPercent: failureRateAlertPercent
+    failureRateMinimumAnswers: failureRateAlertMinimumAnswers
+  }
+}
+
 // azd stores these in the environment (azd env get-values); the manual deploy steps read them.
 output AZURE_LOCATION string = location
 output AZURE_TENANT_ID string = tenant().tenantId
@@ -349,3 +392,4 @@ output AZURE_KEY_VAULT_URL string = keyVault.outputs.uri
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output AZURE_MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output WNS_CLIENT_SECRET_NAME string = wnsClientSecretName
+output AZURE_WORKBOOK_ID string = workbook.outputs.id
