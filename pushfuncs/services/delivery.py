@@ -19,11 +19,11 @@ from datetime import UTC, datetime
 from pushfuncs.channel_uri import InvalidChannelUri, check_channel_uri_at_send, redact_channel_uri
 from pushfuncs.context import AppContext
 from pushfuncs.metrics import metrics
+from pushfuncs.services.abandoned import record_abandoned
 from pushfuncs.services.messages import (
     DeliveryMessage,
     DeliveryTarget,
     MalformedMessage,
-    notification_id_of,
     parse_delivery_message,
 )
 from pushfuncs.services.registration import remove_installation
@@ -252,13 +252,7 @@ class DeliveryService:
 
     async def record_abandoned(self, body: bytes, reason: str) -> None:
         """Best effort: mark the notification failed when its message is given up on."""
-        notification_id = notification_id_of(body)
-        if notification_id is None:
-            return
-        try:
-            await self._ctx.notifications.mark(notification_id, "failed", reason)
-        except Exception as error:
-            logger.error("could not record the failure of %s: %s", notification_id, type(error).__name__)
+        await record_abandoned(self._ctx.notifications, body, reason)
 
 
 class DirectOutcomeRecorder:

@@ -20,12 +20,12 @@ from datetime import UTC, datetime
 
 from pushfuncs.context import AppContext
 from pushfuncs.metrics import metrics
+from pushfuncs.services.abandoned import record_abandoned
 from pushfuncs.services.messages import (
     DeliveryMessage,
     DeliveryTarget,
     FanoutMessage,
     MalformedMessage,
-    notification_id_of,
     parse_fanout_message,
 )
 from pushfuncs.storage.index import (
@@ -182,13 +182,7 @@ class FanoutService:
 
     async def record_abandoned(self, body: bytes, reason: str) -> None:
         """Best effort: mark the notification failed when its fan-out message is given up on."""
-        notification_id = notification_id_of(body)
-        if notification_id is None:
-            return
-        try:
-            await self._ctx.notifications.mark(notification_id, "failed", reason)
-        except Exception as error:
-            logger.error("could not record the failure of %s: %s", notification_id, type(error).__name__)
+        await record_abandoned(self._ctx.notifications, body, reason)
 
     async def _record_failures(self, cursor: FanoutMessage, failures: list[TargetOutcome]) -> None:
         """Targets that cannot be sent, as a batch of their own (idempotent if the page is redone)."""
