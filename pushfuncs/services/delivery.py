@@ -47,6 +47,10 @@ logger = logging.getLogger(__name__)
 MAX_CONCURRENT_SENDS = 12
 
 
+class SendTooLate(Exception):
+    """A direct send reached its POST after its deadline: the outbox recovery owns it now."""
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -61,6 +65,7 @@ class DeliveryService:
         self._ctx = ctx
         self._clock = clock
         self._rng = rng or random.Random()
+        self._send_by: float | None = None
 
     async def process(self, body: bytes, redelivered: bool = False) -> None:
         """Handle one message. Raises only on a transient failure the queue should retry.
@@ -91,10 +96,19 @@ class DeliveryService:
                 )
         await self._deliver(message, recorder)
 
-    async def deliver_direct(self, message: DeliveryMessage) -> None:
+    async def deliver_direct(self, message: DeliveryMessage, send_by: float | None = None) -> None:
         """Send a single-installation notification accepted moments ago by this process; its
-        first outcome closes the outbox on its summary row."""
-        await self._deliver(message, DirectOutcomeRecorder(self._ctx.notifications, message, self._clock))
+        first outcome closes the outbox on its summary row.
+
+        `send_by` (a `time.monotonic()` instant): past it, nothing is sent and the outbox stays
+        pending for the recovery timer, which takes over only well after that instant (so a
+        send stuck behind a busy pool or a slow token endpoint is not made twice)."""
+        self._send_by = send_by
+        try:
+            await self._deliver(message, DirectOutcomeRecorder(self._ctx.notifications, message, self._clock))
+        except SendTooLate:
+            metrics.add("delivery.direct.deferred")
+            logger.warning("send of %s left to the outbox recovery: not sent in time", message.notification_id)
 
     async def _deliver(self, message: DeliveryMessage, recorder: OutcomeRecorder | DirectOutcomeRecorder) -> None:
         retries: dict[int, list[DeliveryTarget]] = defaultdict(list)
@@ -169,6 +183,8 @@ class DeliveryService:
         return result
 
     async def _post(self, message: DeliveryMessage, target: DeliveryTarget, token: str) -> WnsResult:
+        if self._send_by is not None and time.monotonic() > self._send_by:
+            raise SendTooLate()
         kind = target.notification_type or message.notification_type
         payload = target.payload if target.payload is not None else message.payload
         headers = build_wns_headers(kind, message.options, token, new_correlation_vector())

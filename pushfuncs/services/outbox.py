@@ -23,6 +23,10 @@ logger = logging.getLogger(__name__)
 
 # A send still pending this long after acceptance is taken as lost (sends take well under a minute).
 GRACE = timedelta(minutes=2)
+# The accepting process POSTs a single send only within this window after acceptance; with the
+# WNS client's 20 s bound on a POST, it is done well before GRACE, so the recovery never queues
+# a send that its process is still about to make (that would deliver it twice).
+DIRECT_SEND_WINDOW = timedelta(seconds=45)
 # Rescanned behind the cursor, for instances whose clocks run a little behind.
 OVERLAP = timedelta(minutes=5)
 FIRST_LOOKBACK = timedelta(days=1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 import uuid
 from datetime import datetime
 
@@ -21,6 +22,7 @@ from pushfuncs.context import AppContext
 from pushfuncs.errors import ApiError, InvalidField, NotFound
 from pushfuncs.services.delivery import DeliveryService
 from pushfuncs.services.messages import DeliveryMessage, DeliveryTarget, FanoutMessage
+from pushfuncs.services.outbox import DIRECT_SEND_WINDOW
 from pushfuncs.storage.installations import Installation
 from pushfuncs.storage.notifications import (
     OUTBOX_DELIVERY,
@@ -125,7 +127,8 @@ async def accept_notification(
         # Another request with this key stored it first: that one sends (or the outbox recovery).
         return {"id": notification_id, "status": status, "idempotentReplay": True}
     if direct is not None and in_background:
-        ctx.background.start(DeliveryService(ctx).deliver_direct(direct), name=f"send of {notification_id}")
+        send_by = time.monotonic() + DIRECT_SEND_WINDOW.total_seconds()
+        ctx.background.start(DeliveryService(ctx).deliver_direct(direct, send_by), name=f"send of {notification_id}")
         return {"id": notification_id, "status": status}
     queue = ctx.delivery_queue if queue_name == OUTBOX_DELIVERY else ctx.fanout_queue
     try:

@@ -180,3 +180,37 @@ async def test_a_send_cut_short_after_claiming_its_key_is_finished_by_the_retry(
         assert code == 202 and replay["id"] == retried["id"] and replay["idempotentReplay"]
     await drain_all(app_env)
     assert received_counts(sandbox_client)[channel] == 2
+
+
+async def test_a_direct_send_past_its_window_is_left_to_the_recovery_and_made_once(
+    app_env: dict[str, str], sandbox_client: SandboxClient
+) -> None:
+    """A send stuck in its process (a busy pool, a slow token endpoint) must not go out after
+    the outbox recovery has queued it: past its window the process sends nothing."""
+    import time
+
+    from pushfuncs.services.delivery import DeliveryService
+
+    channel = sandbox_client.create_channel()["channelUri"]
+    await register_many([("late", channel, None, [])])
+    ctx = await get_context()
+    started: list[object] = []
+    real_deliver_direct = DeliveryService.deliver_direct
+
+    async def stuck_until_too_late(self: DeliveryService, message: object, send_by: float | None = None) -> None:
+        started.append(message)
+        await real_deliver_direct(self, message, time.monotonic() - 1)  # type: ignore[arg-type]
+
+    DeliveryService.deliver_direct = stuck_until_too_late  # type: ignore[method-assign]
+    try:
+        code, accepted = await send({"type": "raw", "payload": "once", "target": {"installationId": "late"}})
+        assert code == 202
+        await drain_all(app_env)
+    finally:
+        DeliveryService.deliver_direct = real_deliver_direct  # type: ignore[method-assign]
+    assert started and received_counts(sandbox_client)[channel] == 0
+    report = await recover_outbox(ctx, datetime.now(UTC) + timedelta(minutes=3))
+    assert report.recovered == 1
+    await drain_all(app_env)
+    assert received_counts(sandbox_client)[channel] == 1
+    assert (await status(accepted["id"]))["status"] == "delivered"
