@@ -59,6 +59,8 @@ def fresh_app(*blueprints: str) -> func.FunctionApp:
     names = blueprints or (
         "api_installations",
         "api_notifications",
+        "api_audience",
+        "api_feedback",
         "api_health",
         "api_openapi",
         "delivery_trigger",
