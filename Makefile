@@ -19,7 +19,7 @@ lint: setup
 bench: setup
 	@.venv/bin/python -m bench
 
-# Mutation testing of the pure modules against tests/unit (about 25 minutes on 2 busy cores; not part of
+# Mutation testing of the pure modules against tests/unit (about 30 minutes on 2 busy cores; not part of
 # `make test`). Prints the survivors and the score per module; fails under 90%.
 # One module: make mutate MODULE=templates (its mutmut log is mutants/run.log).
 MUTATE_MODULES = $(if $(MODULE),pushfuncs/$(MODULE).py,)
