@@ -30,7 +30,6 @@ from pushfuncs.storage.installations import Installation, templates_from_json, t
 from pushfuncs.templates import Template
 
 EXPIRY_SHARDS = 16
-MAX_BATCH = 100
 
 
 def shard_of(installation_id: str, shards: int = EXPIRY_SHARDS) -> int:
@@ -90,11 +89,6 @@ def index_partitions(installation: Installation) -> frozenset[str]:
         partitions.add(user_partition(installation.user_id))
     partitions.update(tag_key(tag, installation_id)[0] for tag in installation.tags)
     return frozenset(partitions)
-
-
-def index_keys(installation: Installation) -> set[tuple[str, str]]:
-    """Every index row (PartitionKey, RowKey) an installation should have."""
-    return {(partition, installation.installation_id) for partition in index_partitions(installation)}
 
 
 PENDING_SHARDS = 16
@@ -185,14 +179,6 @@ class IndexStore:
             if len(markers) >= limit:
                 break
         return markers
-
-    async def remove_batch(self, partition: str, installation_ids: list[str]) -> None:
-        """Delete rows of one partition in entity-group transactions of up to 100."""
-        for start in range(0, len(installation_ids), MAX_BATCH):
-            chunk = installation_ids[start : start + MAX_BATCH]
-            await self._table.submit_transaction(
-                [("delete", {"PartitionKey": partition, "RowKey": rk}) for rk in chunk]
-            )
 
     async def page(
         self, partition: str, after: str | None, limit: int, columns: Iterable[str] | None = None

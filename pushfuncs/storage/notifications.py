@@ -259,12 +259,6 @@ class NotificationStore:
         a notification marked failed meanwhile stays failed."""
         await self._table.upsert_entity({"PartitionKey": notification_id, "RowKey": SUMMARY, **values})
 
-    async def record_page(self, notification_id: str, seq: int, count: int) -> None:
-        """Fan-out progress: batch `seq` carries `count` targets (idempotent if redone)."""
-        await self._table.upsert_entity(
-            {"PartitionKey": notification_id, "RowKey": f"{PAGE_PREFIX}{seq:08d}", "Count": count}
-        )
-
     async def record_pages(self, notification_id: str, pages: list[tuple[int, int]]) -> None:
         """Fan-out progress of several batches (seq, count) in one entity-group transaction."""
         for start in range(0, len(pages), 100):

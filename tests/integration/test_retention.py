@@ -51,7 +51,7 @@ async def fabricate(store: NotificationStore, created: datetime, outcome_rows: i
     for `key` the Idempotency-Key row, named on the summary."""
     notification_id = new_notification_id(created)
     await store.create(NotificationRecord(notification_id, "toast", {"tag": "news"}, created, targeted=None))
-    await store.record_page(notification_id, 0, outcome_rows)
+    await store.record_pages(notification_id, [(0, outcome_rows)])
     assert await store.claim_batch(notification_id, 0, "m0")
     outcome = TargetOutcome("dev-1", "delivered", 1, created)
     rows = [

@@ -12,11 +12,13 @@ import socket
 import subprocess
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import azure.functions as func
+import httpx
 
 from devhost.azurite import azurite_binary, connection_string, free_port
 from sandbox import SandboxClient
@@ -160,3 +162,21 @@ class PersistentAzurite:
 
 def counts_delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
     return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
+
+
+@contextlib.asynccontextmanager
+async def local_host_client(settings: dict[str, str], directory: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """The app on an in-process local Functions host, and an HTTP client that holds its function key."""
+    from devhost.host import LocalFunctionsHost
+
+    host = LocalFunctionsHost(
+        fresh_app(), root=host_root(directory / "root"), settings=settings, port=0, keys_path=directory / "keys"
+    )
+    await host.start()
+    try:
+        assert host.keys is not None
+        headers = {"x-functions-key": host.keys.default_function_key}
+        async with httpx.AsyncClient(base_url=f"{host.base_url}/api", headers=headers, timeout=60) as client:
+            yield client
+    finally:
+        await host.stop()

@@ -103,3 +103,20 @@ async def call(
     raw = response.get_body()
     parsed = json.loads(raw) if raw else None
     return Response(response.status_code, parsed, dict(response.headers))
+
+
+async def register(installation_id: str, body: object) -> Any:
+    """PUT an installation through the backend route."""
+    return await call(
+        "put_installation", "PUT", f"installations/{installation_id}", body, installationId=installation_id
+    )
+
+
+async def fetch(installation_id: str) -> Any:
+    """GET an installation through the backend route."""
+    return await call("get_installation", "GET", "installations/x", installationId=installation_id)
+
+
+async def send(body: object, headers: dict[str, str] | None = None) -> Any:
+    """POST a notification through the backend route."""
+    return await call("send_notification", "POST", "notifications", body, headers=headers)

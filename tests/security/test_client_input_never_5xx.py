@@ -12,25 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sandbox import SandboxClient
-from tests.security.support import call
+from tests.security.support import call, fetch, register, send
 from tests.unit.test_input_limits import templates_stored_at
 from tests.unit.test_parsers_properties import installation_bodies, send_bodies
 
 TOAST = "<toast><visual><binding template='ToastGeneric'><text>$(name)</text></binding></visual></toast>"
-
-
-async def register(installation_id: str, body: object) -> Any:
-    return await call(
-        "put_installation", "PUT", f"installations/{installation_id}", body, installationId=installation_id
-    )
-
-
-async def fetch(installation_id: str) -> Any:
-    return await call("get_installation", "GET", "installations/x", installationId=installation_id)
-
-
-async def send(body: object, headers: dict[str, str] | None = None) -> Any:
-    return await call("send_notification", "POST", "notifications", body, headers=headers)
 
 
 def refused(response: Any, field: str) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from sandbox import SandboxClient
 from tests.harness import QueueDriver
-from tests.security.support import call
+from tests.security.support import call, fetch, register, send
 
 TOAST = "<toast><visual><binding template='ToastGeneric'><text>hi</text></binding></visual></toast>"
 
@@ -55,20 +55,6 @@ MORE_HOSTILE_URIS = [
     "wss://{host}/?token=abc",
     "https://{host}/" + "a" * 2100 + "?token=abc",
 ]
-
-
-async def register(installation_id: str, body: object) -> Any:
-    return await call(
-        "put_installation", "PUT", f"installations/{installation_id}", body, installationId=installation_id
-    )
-
-
-async def fetch(installation_id: str) -> Any:
-    return await call("get_installation", "GET", "installations/x", installationId=installation_id)
-
-
-async def send(body: object, headers: dict[str, str] | None = None) -> Any:
-    return await call("send_notification", "POST", "notifications", body, headers=headers)
 
 
 def refused(response: Any, field: str | None = None) -> None:

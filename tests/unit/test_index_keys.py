@@ -6,7 +6,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from pushfuncs.services.fanout import target_sources
-from pushfuncs.storage.index import TAG_SHARDS, index_keys, tag_key, tag_of_partition, tag_partitions
+from pushfuncs.storage.index import TAG_SHARDS, index_partitions, tag_key, tag_of_partition, tag_partitions
 from pushfuncs.storage.installations import Installation
 
 
@@ -30,11 +30,11 @@ def test_a_popular_tag_spreads_over_every_shard_evenly() -> None:
 
 
 def test_an_installation_has_one_row_per_tag_in_the_same_shard_of_each() -> None:
-    keys = index_keys(installation("dev-1", ["a-b", "c"]))
-    tag_rows = sorted(pk for pk, rk in keys if pk.startswith("tag-"))
+    partitions = index_partitions(installation("dev-1", ["a-b", "c"]))
+    tag_rows = sorted(pk for pk in partitions if pk.startswith("tag-"))
     assert [tag_of_partition(pk) for pk in tag_rows] == ["a-b", "c"]
     assert tag_rows[0][-2:] == tag_rows[1][-2:]  # same shard number: expressions dedupe by tag
-    assert {pk for pk, _ in keys if pk.startswith("user-")} == {"user-alice"}
+    assert {pk for pk in partitions if pk.startswith("user-")} == {"user-alice"}
 
 
 def test_tags_with_dashes_and_digits_map_back_from_their_partitions() -> None:
