@@ -89,8 +89,10 @@ class FanoutService:
             await self._ctx.fanout_poison_queue.send_text(body.decode("utf-8", errors="replace"))
             await self.record_abandoned(body, f"malformed fan-out message: {error}")
             return
+        # Only a scheduled send can be cancelled: a send for now reads nothing to decide.
         first = message.lane is None and message.source == 0 and message.seq == 0 and not message.after
-        if first and not await ScheduleStore(self._ctx.notifications.table).fire(message.notification_id):
+        schedule = ScheduleStore(self._ctx.notifications.table)
+        if first and message.scheduled and not await schedule.fire(message.notification_id):
             logger.info("notification %s was cancelled before it fired; nothing sent", message.notification_id)
             metrics.add("fanout.cancelled")
             return

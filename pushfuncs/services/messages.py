@@ -131,6 +131,8 @@ class FanoutMessage:
     properties: dict[str, str] = field(default_factory=dict)
     # An installationIds target whose list is read from the summary row (too long for a message).
     ids_in_summary: bool = False
+    # Sent with `sendAt`: it may be cancelled until it fires, so its first message claims it.
+    scheduled: bool = False
     # Which source this message expands, alone; None: the first message, which starts one lane
     # per source so that shards expand in parallel.
     lane: int | None = None
@@ -140,6 +142,7 @@ class FanoutMessage:
             "v": VERSION,
             "kind": "fanout",
             "idsInSummary": self.ids_in_summary,
+            "scheduled": self.scheduled,
             "lane": self.lane,
             "id": self.notification_id,
             "type": self.notification_type.value,
@@ -174,6 +177,7 @@ def parse_fanout_message(body: bytes) -> FanoutMessage:
             template=data.get("template"),
             properties={str(k): str(v) for k, v in (data.get("properties") or {}).items()},
             ids_in_summary=bool(data.get("idsInSummary", False)),
+            scheduled=bool(data.get("scheduled", False)),
             lane=None if data.get("lane") is None else int(data["lane"]),
         )
     except (KeyError, TypeError, ValueError, OverflowError) as error:

@@ -103,6 +103,7 @@ async def accept_notification(
         template=request.template,
         properties=request.properties,
         ids_in_summary=bool(target.installation_ids),
+        scheduled=bool(delay),
     )
     in_background = direct is not None and len(ctx.background) < MAX_SENDS_IN_BACKGROUND
     if direct is not None:
