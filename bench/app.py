@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import azure.functions as func
+from azure.core.pipeline.transport import AioHttpTransport
 from azure.functions.queue import QueueMessage as HostQueueMessage
 from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
@@ -160,9 +161,12 @@ def app_environment(values: dict[str, str]) -> Iterator[dict[str, str]]:
 
 
 def queue_client(connection_string: str, queue: str) -> QueueClient:
+    # The host's own queue reads and deletes (done in .NET in Azure): no proxy settings or
+    # ~/.netrc read again for every request, as aiohttp does with environment settings on.
     return QueueClient.from_connection_string(
         connection_string,
         queue,
+        transport=AioHttpTransport(use_env_settings=False),
         message_encode_policy=TextBase64EncodePolicy(),
         message_decode_policy=TextBase64DecodePolicy(),
     )

@@ -72,7 +72,10 @@ class ResponseHeaders(dict[str, str]):
         return dict.__getitem__(self, name.lower())
 
     def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
-        return dict.get(self, name.lower(), default)
+        value = dict.get(self, name)  # names are mostly asked for in lower case already
+        if value is None:
+            value = dict.get(self, name.lower())
+        return default if value is None else value
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and dict.__contains__(self, name.lower())
@@ -169,6 +172,8 @@ class CurlWnsClient:
         curl.setopt(pycurl.TIMEOUT_MS, connect_ms + int(self._timeouts.read * 1000))
         # The answer's body is not used (WNS sends none): count it as consumed, keep nothing.
         curl.setopt(pycurl.WRITEFUNCTION, len)
+        curl.received = []  # the answer's header lines, emptied before each use
+        curl.setopt(pycurl.HEADERFUNCTION, curl.received.append)
         return curl
 
     def _get_multi(self) -> AsyncCurlMulti:
@@ -190,7 +195,8 @@ class CurlWnsClient:
         assert slots is not None
         async with slots:
             curl = self._idle.pop() if self._idle else self._new_handle()
-            received: list[bytes] = []
+            received: list[bytes] = curl.received
+            received.clear()
             # The request line carries the target as given: libcurl's own URL parser would
             # normalise escapes in the path (`%2e` to `%2E`).
             origin, target = split_target(url)
@@ -198,7 +204,6 @@ class CurlWnsClient:
             curl.setopt(pycurl.REQUEST_TARGET, target)
             curl.setopt(pycurl.HTTPHEADER, lines)
             curl.setopt(pycurl.POSTFIELDS, body)
-            curl.setopt(pycurl.HEADERFUNCTION, received.append)
             try:
                 await multi.perform(curl)
             except CurlTransferError as error:
