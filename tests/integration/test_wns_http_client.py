@@ -46,6 +46,7 @@ class WireServer:
 
     answer: bytes = OK
     hang: bool = False
+    close_when_idle: bool = False  # close each connection after its answer, without saying so
     seen: list[Seen] = field(default_factory=list)
     connections: int = 0
     open_now: int = 0
@@ -77,6 +78,8 @@ class WireServer:
                     return
                 writer.write(self.answer)
                 await writer.drain()
+                if self.close_when_idle:
+                    return
         finally:
             self.open_now -= 1
             self.closed += 1
@@ -274,6 +277,28 @@ async def test_connections_are_reused_and_bounded(make_server: Any, closing: lis
     assert wire.most_open <= 4
     assert wire.connections <= 4
     assert len(wire.seen) == 70
+
+
+@pytest.mark.parametrize("client_class", CLIENTS)
+async def test_a_pooled_connection_the_server_closed_is_replaced(
+    make_server: Any, closing: list[Any], client_class: Any
+) -> None:
+    """Servers close idle connections; the next send opens a new one. Other sockets of the same
+    loop open and close in between, so descriptor numbers are reused across owners."""
+    wire = await make_server(close_when_idle=True)
+    other = await make_server()
+    client = client_class(max_connections=2)
+    closing.append(client)
+    for round_number in range(12):
+        answers = await asyncio.gather(*(client.post(wire.url(), HEADERS, TOAST) for _ in range(2)))
+        assert [a.status for a in answers] == [200, 200], round_number
+        await asyncio.sleep(0.02)  # the server's close arrives while the connections sit idle
+        reader, writer = await asyncio.open_connection("127.0.0.1", other.port)
+        writer.close()
+        await writer.wait_closed()
+    assert len(wire.seen) == 24
+    assert wire.connections == 24  # a closed connection is never reused
+    assert wire.open_now == 0
 
 
 @pytest.mark.parametrize("client_class", CLIENTS)
