@@ -293,7 +293,7 @@ async def test_a_pooled_connection_the_server_closed_is_replaced(
         answers = await asyncio.gather(*(client.post(wire.url(), HEADERS, TOAST) for _ in range(2)))
         assert [a.status for a in answers] == [200, 200], round_number
         await asyncio.sleep(0.02)  # the server's close arrives while the connections sit idle
-        reader, writer = await asyncio.open_connection("127.0.0.1", other.port)
+        _reader, writer = await asyncio.open_connection("127.0.0.1", other.port)
         writer.close()
         await writer.wait_closed()
     assert len(wire.seen) == 24

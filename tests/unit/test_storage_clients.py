@@ -20,8 +20,8 @@ def _uses_environment(monkeypatch: pytest.MonkeyPatch, **variables: str) -> list
     for name, value in variables.items():
         monkeypatch.setenv(name, value)
     clients = create_storage_clients(load_settings({"AzureWebJobsStorage": AZURITE}))
-    transports = [clients.tables._client._client._pipeline._transport, clients.queues._client._client._pipeline._transport]
-    return [transport._use_env_settings for transport in transports]
+    services = (clients.tables, clients.queues)
+    return [service._client._client._pipeline._transport._use_env_settings for service in services]
 
 
 def test_no_proxy_configured_means_no_environment_lookups_per_request(monkeypatch: pytest.MonkeyPatch) -> None:
