@@ -27,6 +27,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables.aio import TableClient
 
 from pushfuncs.storage.installations import Installation, templates_from_json, templates_to_json
+from pushfuncs.storage.plain_query import query_rows, quoted
 from pushfuncs.templates import Template
 
 EXPIRY_SHARDS = 16
@@ -185,26 +186,23 @@ class IndexStore:
     ) -> tuple[list[IndexRow], str | None]:
         """Up to `limit` rows of a partition with RowKey > `after`; and the next `after` (None at
         the end). `columns`: read only these besides the keys (a send to a tag needs no templates)."""
-        query = "PartitionKey eq @pk and RowKey gt @after"
         rows: list[IndexRow] = []
         select = ["RowKey", "ChannelUri", "ExpiresAt", *columns] if columns is not None else None
-        entities: AsyncIterator[dict[str, object]] = self._table.query_entities(
-            query,
-            parameters={"pk": partition, "after": after or ""},
-            results_per_page=min(limit, 1000),
-            select=select,
-        )
-        async for entity in entities:
-            rows.append(
-                IndexRow(
-                    partition=partition,
-                    installation_id=str(entity["RowKey"]),
-                    channel_uri=str(entity.get("ChannelUri") or ""),
-                    expires_at=entity["ExpiresAt"],  # type: ignore[arg-type]
-                    tags=frozenset(json.loads(str(entity.get("Tags") or "[]"))),
-                    templates=templates_from_json(entity.get("Templates")),
+        # The fan-out's hot path: rows as plain JSON, only the columns read converted.
+        query = f"PartitionKey eq {quoted(partition)} and RowKey gt {quoted(after or '')}"
+        async with contextlib.aclosing(query_rows(self._table, query, select, limit)) as entities:
+            async for entity in entities:
+                tags = entity.get("Tags")
+                rows.append(
+                    IndexRow(
+                        partition=partition,
+                        installation_id=str(entity["RowKey"]),
+                        channel_uri=str(entity.get("ChannelUri") or ""),
+                        expires_at=datetime.fromisoformat(entity["ExpiresAt"]),
+                        tags=frozenset(json.loads(tags)) if tags else frozenset(),
+                        templates=templates_from_json(entity.get("Templates")),
+                    )
                 )
-            )
-            if len(rows) >= limit:
-                return rows, rows[-1].installation_id
+                if len(rows) >= limit:
+                    return rows, rows[-1].installation_id
         return rows, None

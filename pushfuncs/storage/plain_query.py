@@ -1,0 +1,67 @@
+"""A table query's rows as plain JSON values: no per-property conversion by the SDK.
+
+The SDK turns each entity into a `TableEntity`, deserializing every property and parsing every
+date with `strptime`: for the fan-out, which reads pages of up to 1,000 index rows per send, that
+was about a third of a tag send's CPU (measured in bench/). Here the service is asked for no
+metadata (`odata=nometadata`: values as JSON, dates as ISO 8601 strings) through the table
+client's own pipeline (its credentials, retries and transport), and the caller converts only the
+columns it reads. Nothing else of the SDK is bypassed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+from urllib.parse import quote
+
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.rest import HttpRequest
+from azure.data.tables.aio import TableClient
+
+PAGE_LIMIT = 1000  # the service's most entities per response
+_NEXT_PARTITION_KEY = "x-ms-continuation-NextPartitionKey"
+_NEXT_ROW_KEY = "x-ms-continuation-NextRowKey"
+
+
+def quoted(value: str) -> str:
+    """A string literal of an OData filter."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+async def query_rows(
+    table: TableClient, filter: str, select: Iterable[str] | None = None, top: int = PAGE_LIMIT
+) -> AsyncIterator[dict[str, Any]]:
+    """Every entity matching `filter` (following continuations), `top` per response at most."""
+    params = {"$filter": filter, "$top": str(min(top, PAGE_LIMIT))}
+    if select is not None:
+        params["$select"] = ",".join(select)
+    client = table._client  # the generated client: `send_request` runs the table client's pipeline
+    path = f"/{quote(table.table_name)}()"
+    while True:
+        request = HttpRequest(
+            "GET",
+            path,
+            params=params,
+            headers={
+                "Accept": "application/json;odata=nometadata",
+                "DataServiceVersion": "3.0",
+                "x-ms-version": "2019-02-02",
+            },
+        )
+        response = await client.send_request(request)
+        if response.status_code == 404:
+            raise ResourceNotFoundError(response=response)
+        if response.status_code != 200:
+            raise HttpResponseError(response=response)
+        for row in json.loads(response.body())["value"]:
+            yield row
+        next_partition = response.headers.get(_NEXT_PARTITION_KEY)
+        next_row = response.headers.get(_NEXT_ROW_KEY)
+        if not next_partition and not next_row:
+            return
+        params = {k: v for k, v in params.items() if k not in ("NextPartitionKey", "NextRowKey")}
+        if next_partition:
+            params["NextPartitionKey"] = next_partition
+        if next_row:
+            params["NextRowKey"] = next_row
