@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import re
 import selectors
 import sys
 from collections import defaultdict
@@ -88,19 +89,22 @@ class MemoryTable:
             self.rows[entity["PartitionKey"]].setdefault(entity["RowKey"], {}).update(entity)
         return []
 
-    def query_entities(self, query: str, parameters: dict[str, Any], results_per_page: int = 1000, **_: Any) -> Any:
-        assert query == "PartitionKey eq @pk and RowKey gt @after", query
-        keys = self._sorted.get(parameters["pk"], [])
-        start = bisect.bisect_right(keys, parameters["after"])
-        rows = self.rows[parameters["pk"]]
+    def query_rows(self, filter: str, select: Any = None, top: int = 1000) -> Any:
+        """`IndexStore`'s page query (`pushfuncs.storage.plain_query.query_rows`), as plain rows."""
+        match = re.fullmatch(r"PartitionKey eq '(.*)' and RowKey gt '(.*)'", filter)
+        assert match is not None, filter
+        partition, after = (value.replace("''", "'") for value in match.groups())
+        keys = self._sorted.get(partition, [])
+        start = bisect.bisect_right(keys, after)
+        rows = self.rows[partition]
         table = self
 
         async def pages() -> Any:
-            # One round trip per page of `results_per_page` rows, as the service pages.
-            for offset in range(start, len(keys), results_per_page):
+            # One round trip per page of `top` rows, as the service pages.
+            for offset in range(start, len(keys), top):
                 table.calls += 1
                 await _round_trip()
-                for key in keys[offset : offset + results_per_page]:
+                for key in keys[offset : offset + top]:
                     yield rows[key]
 
         return pages()
@@ -143,7 +147,7 @@ async def _broadcast(installations: int) -> Run:
             {
                 "RowKey": installation_id,
                 "ChannelUri": f"https://db5.notify.windows.com/?token=T{i}",
-                "ExpiresAt": expires,
+                "ExpiresAt": expires.isoformat(),
             }
         )
     for shard, rows in by_shard.items():
@@ -156,7 +160,7 @@ async def _broadcast(installations: int) -> Run:
 
     class Context:
         notifications = NotificationStore(table)  # type: ignore[arg-type]
-        index = IndexStore(table)  # type: ignore[arg-type]
+        index = IndexStore(table, table.query_rows)  # type: ignore[arg-type]
         fanout_queue = _Queue(lambda message: deliver_later(message))
         delivery_queue = _Queue(lambda message: last_batch.__setitem__(0, loop.time()))
 

@@ -101,13 +101,15 @@ _TOKEN_IN_TEXT = re.compile(r"token=[^\s'\"]*", re.IGNORECASE)
 _SUPPRESSED = ("Expect:", "Accept:", "User-Agent:")
 
 
+_LINE_BREAK = re.compile(r"[\r\n\0]")
+
+
 def _header_lines(headers: Mapping[str, str]) -> list[str]:
     lines = [f"{name}: {value}" for name, value in headers.items()]
-    for line in lines:
-        if "\r" in line or "\n" in line or "\0" in line:
-            raise ValueError("a header name or value holds a line break")
+    if _LINE_BREAK.search("".join(lines)):
+        raise ValueError("a header name or value holds a line break")
     lines.extend(_SUPPRESSED)
-    if not any(name.lower() == "content-type" for name in headers):
+    if "Content-Type" not in headers and not any(name.lower() == "content-type" for name in headers):
         lines.append("Content-Type:")
     return lines
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 from collections.abc import AsyncIterator, Iterable
@@ -27,7 +28,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables.aio import TableClient
 
 from pushfuncs.storage.installations import Installation, templates_from_json, templates_to_json
-from pushfuncs.storage.plain_query import query_rows, quoted
+from pushfuncs.storage.plain_query import RowQuery, query_rows, quoted
 from pushfuncs.templates import Template
 
 EXPIRY_SHARDS = 16
@@ -120,8 +121,10 @@ class IndexRow:
 
 
 class IndexStore:
-    def __init__(self, table: TableClient) -> None:
+    def __init__(self, table: TableClient, query: RowQuery | None = None) -> None:
         self._table = table
+        # How pages are read: plain JSON rows of `table` (another source where there is no service).
+        self._query: RowQuery = query or functools.partial(query_rows, table)
 
     async def put(self, installation: Installation, partitions: Iterable[str]) -> None:
         """Upsert this installation's row, as it is now, into each partition (concurrently)."""
@@ -190,7 +193,7 @@ class IndexStore:
         select = ["RowKey", "ChannelUri", "ExpiresAt", *columns] if columns is not None else None
         # The fan-out's hot path: rows as plain JSON, only the columns read converted.
         query = f"PartitionKey eq {quoted(partition)} and RowKey gt {quoted(after or '')}"
-        async with contextlib.aclosing(query_rows(self._table, query, select, limit)) as entities:
+        async with contextlib.aclosing(self._query(query, select, limit)) as entities:
             async for entity in entities:
                 tags = entity.get("Tags")
                 rows.append(

@@ -11,7 +11,7 @@ columns it reads. Nothing else of the SDK is bypassed.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 from urllib.parse import quote
 
@@ -22,6 +22,10 @@ from azure.data.tables.aio import TableClient
 PAGE_LIMIT = 1000  # the service's most entities per response
 _NEXT_PARTITION_KEY = "x-ms-continuation-NextPartitionKey"
 _NEXT_ROW_KEY = "x-ms-continuation-NextRowKey"
+
+
+# (filter, select, top) -> rows: `query_rows` bound to a table.
+RowQuery = Callable[[str, Iterable[str] | None, int], AsyncIterator[dict[str, Any]]]
 
 
 def quoted(value: str) -> str:
