@@ -15,6 +15,8 @@ from pathlib import Path
 from bench import costs, external, loops
 from bench.app import INSTANCES, fresh_instance
 from bench.counting import describe, storage_counter, total
+from bench.critical_path import Run as CriticalPath
+from bench.critical_path import count_broadcast
 from bench.engine import EngineResult, run_engine
 from bench.latency import LatencyResult, devhost_available, measure_devhost, measure_in_process
 from bench.profiling import Profile, profiled
@@ -22,6 +24,7 @@ from bench.report import Report, status
 from bench.sends import (
     GrowthResult,
     SendCost,
+    broadcast_send,
     single_sends,
     single_sends_under_load,
     tag_fanout_available,
@@ -45,6 +48,8 @@ class Sizes:
     singles_load: int
     growth: tuple[int, ...]
     growth_if_time: tuple[int, ...]
+    broadcast: int  # installations of the broadcast run end to end
+    critical_path: int  # installations of the broadcast counted on the virtual clock
     latency_rate: float
     latency_count: int
     budget_seconds: float
@@ -64,6 +69,8 @@ SMOKE = Sizes(
     singles_load=32,
     growth=(200,),
     growth_if_time=(),
+    broadcast=200,
+    critical_path=10_000,
     latency_rate=5.0,
     latency_count=10,
     budget_seconds=55.0,
@@ -82,6 +89,8 @@ FULL = Sizes(
     singles_load=1_000,
     growth=(1_000, 10_000),
     growth_if_time=(100_000,),
+    broadcast=100_000,
+    critical_path=1_000_000,
     latency_rate=20.0,
     latency_count=300,
     budget_seconds=570.0,
@@ -109,6 +118,9 @@ class Results:
     single_load: SendCost | None = None
     growth: list[GrowthResult] = field(default_factory=list)
     growth_skipped: dict[int, str] = field(default_factory=dict)
+    broadcast: GrowthResult | None = None
+    broadcast_skipped: str = ""
+    critical_path: CriticalPath | None = None
     latency: LatencyResult | None = None
     profile: Profile | None = None
     process_metrics: dict[str, int] = field(default_factory=dict)
@@ -238,6 +250,15 @@ async def _measure(services: Services, sizes: Sizes, options: Options, results: 
     else:
         for count in (*sizes.growth, *sizes.growth_if_time):
             results.growth_skipped[count] = "not yet: fan-out by tag not implemented"
+
+    try:
+        async with fresh_instance(services, secret):
+            log(f"broadcast to {sizes.broadcast} installations (fan-out)")
+            results.broadcast = await broadcast_send(services, channels, sizes.broadcast)
+    except Exception as error:  # report it, keep the rest of the run
+        results.broadcast_skipped = f"not run to the end: {type(error).__name__}: {error}"[:300]
+    log(f"counting the critical path of a broadcast to {sizes.critical_path} installations (virtual clock)")
+    results.critical_path = await asyncio.to_thread(count_broadcast, sizes.critical_path)
 
 
 async def _measure_clients(
@@ -527,11 +548,84 @@ def build_report(results: Results, sizes: Sizes, options: Options) -> Report:
     for count, reason in sorted(results.growth_skipped.items()):
         report.add(f"{count:,} installations in one tag", reason, "", "")
     _growth_verdict(report, results.growth)
+    _tag_send_against_npm(report, results, tag10k)
+
+    report.section("Broadcast to every installation")
+    _broadcast_rows(report, results, engine)
 
     report.notes.extend(_notes(results, sizes, engine))
     if results.profile is not None:
         report.profile = _profile_lines(results.profile)
     return report
+
+
+def _tag_send_against_npm(report: Report, results: Results, tag10k: GrowthResult | None) -> None:
+    """Target: the app's CPU per delivered installation of a 10,000 tag send at most 2x npm wns's per send."""
+    npm = results.clients.get(external.NPM_WNS)
+    label = (
+        "10,000-installation tag send vs npm wns: the app's CPU per delivered installation (POST, fan-out, delivery,"
+        " SDKs, the host stand-in's queue reads) / npm wns's CPU per send (its median in the HTTP client rounds)"
+    )
+    if tag10k is None or not npm or not tag10k.cost.delivered:
+        report.add(label, "not measured in this run", "<= 2x", "n/a")
+        return
+    npm_cpu = statistics.median(_cpu_per_send(r) for r in npm)
+    app_cpu = tag10k.cost.client_cpu / tag10k.cost.delivered * 1e6
+    ratio = app_cpu / npm_cpu if npm_cpu else 0.0
+    report.add(label, f"{ratio:.2f}x ({app_cpu:,.0f} us vs {npm_cpu:,.0f} us)", "<= 2x", status(0 < ratio <= 2))
+
+
+# The model of a 1,000,000-installation broadcast in Azure: stated figures, not measurements.
+MODEL_ROUND_TRIP_SECONDS = 0.020  # one storage request within a region (10-20 ms)
+MODEL_INSTANCES = 50  # Flex Consumption scales out to up to 1,000
+MODEL_STORAGE_TPS = 20_000  # a storage account's transactions per second
+
+
+def _broadcast_rows(report: Report, results: Results, engine: EngineResult) -> None:
+    b = results.broadcast
+    if b is not None:
+        report.add(
+            f'{b.installations:,}-installation broadcast (`"all": true`), end to end: POST, fan-out in 16 lanes, every'
+            " delivery message deleted",
+            f"{b.cost.seconds:,.1f} s ({b.cost.delivered:,} delivered, {b.cost.delivered / b.cost.seconds:,.0f}/s; "
+            f"CPU per installation: app {b.cost.client_cpu / b.installations * 1e6:,.0f} us, Azurite "
+            f"{b.cost.azurite_cpu / b.installations * 1e6:,.0f} us); {total(b.cost.storage) / b.installations:.4f} "
+            f"storage transactions and {b.cost.executions / b.installations:.4f} executions per installation; set-up "
+            f"(index rows written directly) {b.setup_seconds:,.0f} s",
+            "measured end to end locally",
+            status(b.cost.delivered == b.installations),
+        )
+    else:
+        report.add("Broadcast end to end", results.broadcast_skipped or "not run", "measured end to end locally", "")
+    path = results.critical_path
+    if path is None:
+        return
+    report.add(
+        f"{path.installations:,}-installation broadcast: sequential storage round trips on the critical path, from the"
+        " fan-out message's dequeue to the last delivery batch queued (the app's own fan-out on a virtual clock where"
+        " every storage call takes one round trip: `python -m bench.critical_path`)",
+        f"{path.round_trips:,.0f} round trips ({path.fanout_messages:,} fan-out messages, {path.delivery_batches:,}"
+        f" delivery batches, {path.storage_calls:,} storage calls)",
+        "<= 250 (at 1,000,000)",
+        status(path.round_trips <= 250) if path.installations >= 1_000_000 else "n/a (smaller size in this run)",
+    )
+    per_instance = engine.rate
+    per_delivery = total(b.cost.storage) / b.installations if b is not None else 0.1
+    expansion = path.round_trips * MODEL_ROUND_TRIP_SECONDS
+    sends = path.installations / (MODEL_INSTANCES * per_instance) if per_instance else float("inf")
+    storage = path.installations * per_delivery / MODEL_STORAGE_TPS
+    seconds = expansion + max(sends, storage)
+    report.add(
+        f"Model: time to the last delivery of a {path.installations:,}-installation broadcast in Azure (stated, not"
+        f" measured): critical path x {MODEL_ROUND_TRIP_SECONDS * 1000:.0f} ms + the larger of the sends ("
+        f"{MODEL_INSTANCES} instances at this run's best engine rate per instance, which here shares 2 cores with"
+        f" Azurite and the sandbox) and the storage transactions (this run's broadcast figure per delivery, at"
+        f" {MODEL_STORAGE_TPS:,} per second per account)",
+        f"{seconds:,.1f} s = {expansion:,.1f} s expansion + max({sends:,.1f} s sends at {per_instance:,.0f}/s per"
+        f" instance, {storage:,.1f} s storage at {per_delivery:.4f} per delivery)",
+        "< 60 s (at 1,000,000)",
+        status(seconds < 60) if path.installations >= 1_000_000 else "n/a (smaller size in this run)",
+    )
 
 
 def _per(counts: Counter[str], n: int) -> Counter[str]:

@@ -15,6 +15,7 @@ import os
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -182,13 +183,29 @@ class _CapturingTable:
 
 
 async def seed_tag(tag: str, channels: list[str], count: int) -> None:
-    """Register `count` installations under `tag` in the tag index, fast (entity-group batches).
+    """Register `count` installations under `tag` in the tag index (see `seed_index`)."""
+    from pushfuncs.storage.index import tag_key
+
+    await seed_index(channels, count, lambda installation_id: tag_key(tag, installation_id)[0], [tag])
+
+
+async def seed_everyone(channels: list[str], count: int) -> None:
+    """Register `count` installations in the broadcast index (every live installation)."""
+    from pushfuncs.storage.index import ALL_SHARDS, all_partition, shard_of
+
+    await seed_index(channels, count, lambda installation_id: all_partition(shard_of(installation_id, ALL_SHARDS)))
+
+
+async def seed_index(
+    channels: list[str], count: int, partition_of: Callable[[str], str], tags: list[str] | None = None
+) -> None:
+    """Register `count` installations in one index, fast (entity-group batches).
 
     The rows are built by the app's own IndexStore (captured, then written 100 per transaction).
-    Only the tag index is written: fan-out by tag reads nothing else. This is set-up, not measured.
+    Only that index is written: a fan-out reads nothing else. This is set-up, not measured.
     """
     from pushfuncs.context import get_context
-    from pushfuncs.storage.index import IndexStore, tag_key
+    from pushfuncs.storage.index import IndexStore
     from pushfuncs.storage.installations import Installation
 
     ctx = await get_context()
@@ -201,12 +218,12 @@ async def seed_tag(tag: str, channels: list[str], count: int) -> None:
             installation_id=f"{prefix}-{i:07d}",
             channel_uri=channels[i % len(channels)],
             user_id=None,
-            tags=[tag],
+            tags=list(tags or []),
             expires_at=now + timedelta(days=29),
             created_at=now,
             updated_at=now,
         )
-        await index.put(installation, [tag_key(tag, installation.installation_id)[0]])
+        await index.put(installation, [partition_of(installation.installation_id)])
     by_partition: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for entity in capture.entities:
         by_partition[str(entity["PartitionKey"])].append(entity)
@@ -233,11 +250,22 @@ class GrowthResult:
 
 async def tag_send(services: Services, channels: list[str], count: int) -> GrowthResult:
     """One send to a tag of `count` installations: POST, fan-out, deliveries, all to completion."""
+    tag = f"growth-{count}-{uuid.uuid4().hex[:6]}"
+    return await _send_to_index(services, count, seed_tag(tag, channels, count), {"tag": tag})
+
+
+async def broadcast_send(services: Services, channels: list[str], count: int) -> GrowthResult:
+    """One broadcast (`"all": true`) to an audience of `count` installations, end to end."""
+    return await _send_to_index(services, count, seed_everyone(channels, count), {"all": True})
+
+
+async def _send_to_index(
+    services: Services, count: int, seed: Awaitable[None], target: dict[str, object]
+) -> GrowthResult:
     from pushfuncs.metrics import metrics
 
-    tag = f"growth-{count}-{uuid.uuid4().hex[:6]}"
     setup_started = time.perf_counter()
-    await seed_tag(tag, channels, count)
+    await seed
     setup_seconds = time.perf_counter() - setup_started
     drivers = _drivers(services.azurite.connection_string)
     before = metrics.snapshot()
@@ -245,9 +273,9 @@ async def tag_send(services: Services, channels: list[str], count: int) -> Growt
     try:
         with storage_counter.phase() as ops:
             started = time.perf_counter()
-            status, body = await call_http("send_notification", "POST", "notifications", toast_request({"tag": tag}))
+            status, body = await call_http("send_notification", "POST", "notifications", toast_request(target))
             if status != 202:
-                raise RuntimeError(f"tag send failed: {status} {body}")
+                raise RuntimeError(f"send to {target} failed: {status} {body}")
             await run_all_queues(drivers, timeout=900.0, quiet=0.3)
             seconds = max(d.stats.last_delete or started for d in drivers) - started
         client_cpu = time.process_time() - cpu_before
