@@ -81,14 +81,15 @@ class ResponseHeaders(dict[str, str]):
         return isinstance(name, str) and dict.__contains__(self, name.lower())
 
 
-def parse_header_block(raw: bytes) -> ResponseHeaders:
-    """Headers of the last response in `raw` (status lines and header lines as received)."""
-    start = raw.rfind(b"\nHTTP/")  # a 1xx answer may come first: keep the final one
-    lines = raw[start + 1 if start >= 0 else 0 :].decode("latin-1").split("\r\n")
+def parse_header_lines(lines: list[bytes]) -> ResponseHeaders:
+    """Headers of the last response in `lines` (status and header lines, one each, as received)."""
     headers = ResponseHeaders()
-    # Reversed, so that the first of a repeated header is the one kept; decoded once, not per line.
-    for line in reversed(lines[1:]):
-        name, colon, value = line.partition(":")
+    # From the end back to the final response's status line (a 1xx answer may come first), so
+    # the first of a repeated header is the one kept.
+    for line in reversed(lines):
+        if line.startswith(b"HTTP/"):
+            break
+        name, colon, value = line.decode("latin-1").partition(":")
         if colon:
             headers[name.strip().lower()] = value.strip()
     return headers
@@ -176,6 +177,8 @@ class CurlWnsClient:
         curl.setopt(pycurl.WRITEFUNCTION, len)
         curl.received = []  # the answer's header lines, emptied before each use
         curl.setopt(pycurl.HEADERFUNCTION, curl.received.append)
+        curl.origin = None  # the origin and body last set on this handle
+        curl.body = None
         return curl
 
     def _get_multi(self) -> AsyncCurlMulti:
@@ -202,10 +205,16 @@ class CurlWnsClient:
             # The request line carries the target as given: libcurl's own URL parser would
             # normalise escapes in the path (`%2e` to `%2E`).
             origin, target = split_target(url)
-            curl.setopt(pycurl.URL, origin)
+            # Options persist on a handle: the origin (parsed by libcurl when set) and the body
+            # (copied when set) are set again only when they change.
+            if curl.origin != origin:
+                curl.setopt(pycurl.URL, origin)
+                curl.origin = origin
+            if curl.body is not body:
+                curl.setopt(pycurl.POSTFIELDS, body)
+                curl.body = body
             curl.setopt(pycurl.REQUEST_TARGET, target)
             curl.setopt(pycurl.HTTPHEADER, lines)
-            curl.setopt(pycurl.POSTFIELDS, body)
             try:
                 await multi.perform(curl)
             except CurlTransferError as error:
@@ -217,7 +226,7 @@ class CurlWnsClient:
             status = curl.getinfo(pycurl.RESPONSE_CODE)
             if not multi.closed:
                 self._idle.append(curl)
-        return HttpAnswer(status, parse_header_block(b"".join(received)))
+        return HttpAnswer(status, parse_header_lines(received))
 
     async def close(self) -> None:
         if self._multi is not None:

@@ -174,7 +174,7 @@ class WnsResult:
     debug_trace: str | None = None
     ms_cv: str | None = None
     device_connection_status: str | None = None
-    retry_after: float | None = None
+    retry_after: float | None = None  # only on an answer that is retried
 
     def describe(self) -> str:
         """A one-line, token-free summary for logs and failure reasons."""
@@ -231,7 +231,7 @@ def classify_wns_response(status_code: int, headers: Mapping[str, str]) -> WnsRe
         debug_trace=headers.get("x-wns-debug-trace"),
         ms_cv=headers.get("ms-cv"),
         device_connection_status=headers.get("x-wns-deviceconnectionstatus"),
-        retry_after=_retry_after_seconds(headers),
+        retry_after=_retry_after_seconds(headers) if rule.action is Action.RETRY else None,
     )
 
 

@@ -41,10 +41,11 @@ from pushfuncs.wns import (
 
 logger = logging.getLogger(__name__)
 
-# Per message. The host runs up to 16 messages at once (host.json batchSize), so 12 each keeps
-# about the HTTP client's 200 pooled connections busy; more only queue for a connection, and
-# cost CPU waiting (measured in bench/: 64 per message was 15-25% more CPU per delivery).
-MAX_CONCURRENT_SENDS = 12
+# Per message. The host runs up to 24 messages at once (host.json: batchSize 16, a new batch at
+# newBatchThreshold 8), so 8 each keeps the HTTP client's 200 pooled connections busy without
+# more sends than connections; more only queue for a connection, and cost CPU waiting (measured
+# in bench/: 64 per message was 15-25% more CPU per delivery).
+MAX_CONCURRENT_SENDS = 8
 
 
 class SendTooLate(Exception):

@@ -280,6 +280,30 @@ async def test_connections_are_reused_and_bounded(make_server: Any, closing: lis
 
 
 @pytest.mark.parametrize("client_class", CLIENTS)
+async def test_each_send_carries_its_own_origin_target_and_body(
+    make_server: Any, closing: list[Any], client_class: Any
+) -> None:
+    """Sends in turn to two servers with two bodies: a reused handle never keeps the last ones."""
+    first, second = await make_server(), await make_server()
+    client = client_class(max_connections=1)
+    closing.append(client)
+    plan = [(first, b"<toast>1</toast>"), (first, b"<toast>2</toast>"), (second, b"<toast>2</toast>")]
+    plan += [(second, b"<toast>3</toast>"), (first, b"<toast>3</toast>"), (first, b"<toast>1</toast>")]
+    for number, (wire, body) in enumerate(plan):
+        assert (await client.post(wire.url(f"/?token=t{number}"), HEADERS, body)).status == 200
+    assert [(s.target, s.body) for s in first.seen] == [
+        ("/?token=t0", b"<toast>1</toast>"),
+        ("/?token=t1", b"<toast>2</toast>"),
+        ("/?token=t4", b"<toast>3</toast>"),
+        ("/?token=t5", b"<toast>1</toast>"),
+    ]
+    assert [(s.target, s.body) for s in second.seen] == [
+        ("/?token=t2", b"<toast>2</toast>"),
+        ("/?token=t3", b"<toast>3</toast>"),
+    ]
+
+
+@pytest.mark.parametrize("client_class", CLIENTS)
 async def test_a_pooled_connection_the_server_closed_is_replaced(
     make_server: Any, closing: list[Any], client_class: Any
 ) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pushfuncs.http_transport import parse_header_block, split_target
+from pushfuncs.http_transport import parse_header_lines, split_target
 
 
 @pytest.mark.parametrize(
@@ -31,7 +31,7 @@ def test_headers_of_the_final_response_first_of_repeated_any_case() -> None:
         b"HTTP/1.1 200 OK\r\nX-WNS-Status: received \r\nX-WNS-Msg-ID: 1A\r\nx-wns-msg-id: 2B\r\n"
         b"MS-CV: a:b\r\nEmpty:\r\n\r\n"
     )
-    headers = parse_header_block(raw)
+    headers = parse_header_lines(raw.splitlines(keepends=True))  # one line per callback, as libcurl gives them
     assert headers.get("X-WNS-STATUS") == headers["x-wns-status"] == "received"
     assert headers["X-Wns-Msg-Id"] == "1A"
     assert headers["ms-cv"] == "a:b"

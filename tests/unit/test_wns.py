@@ -158,6 +158,11 @@ def test_retry_after_is_read(status: int) -> None:
     assert backoff_seconds(3, result.retry_after) == 7
 
 
+@pytest.mark.parametrize("status", [200, 404, 410, 413])
+def test_retry_after_is_kept_only_on_an_answer_that_is_retried(status: int) -> None:
+    assert classify_wns_response(status, httpx.Headers({"Retry-After": "7"})).retry_after is None
+
+
 def test_unparseable_retry_after_is_ignored() -> None:
     assert classify_wns_response(503, httpx.Headers({"Retry-After": "soon"})).retry_after is None
 
