@@ -20,6 +20,7 @@ from pushfuncs.errors import InvalidField
 from pushfuncs.services.fanout import target_sources
 from pushfuncs.storage.index import IndexRow, IndexStore, tag_of_partition
 from pushfuncs.tag_expression import evaluate, parse_tag_expression
+from pushfuncs.validation import validate_id
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
@@ -54,8 +55,13 @@ def decode_token(token: str | None, sources: int) -> Cursor:
     if not isinstance(data, dict) or set(data) != {"s", "a"}:
         raise refused
     source, after = data["s"], data["a"]
-    if type(source) is not int or not 0 <= source < sources or not isinstance(after, str) or len(after) > 128:
+    if type(source) is not int or not 0 <= source < sources or not isinstance(after, str):
         raise refused
+    if after:  # a cursor is the last installation id read
+        try:
+            validate_id(after, "continuationToken")
+        except InvalidField:
+            raise refused from None
     return Cursor(source, after)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.core.rest import HttpRequest
@@ -43,10 +43,11 @@ async def query_rows(
     client = table._client  # the generated client: `send_request` runs the table client's pipeline
     path = f"/{quote(table.table_name)}()"
     while True:
+        # Encoded here: `HttpRequest(params=...)` joins values as given, and a `%27`, `&` or `#`
+        # in a value must reach the service as data, never as syntax.
         request = HttpRequest(
             "GET",
-            path,
-            params=params,
+            f"{path}?{urlencode(params, quote_via=quote, safe='')}",
             headers={
                 "Accept": "application/json;odata=nometadata",
                 "DataServiceVersion": "3.0",

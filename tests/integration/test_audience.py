@@ -4,6 +4,7 @@ exactly the installations GET finds, each once, from the index partitions a send
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -124,6 +125,15 @@ async def test_bad_queries_are_400s_naming_the_parameter(app_env: dict[str, str]
             "continuationToken",
         ),
     ]
+    # A cursor that is not an installation id (crafted: tokens are not signed) is refused.
+    for after in ("%27 or PartitionKey ne %27", "' or PartitionKey ne '", "a&b", "x" * 129):
+        crafted = base64.urlsafe_b64encode(json.dumps({"s": 0, "a": after}).encode()).decode().rstrip("=")
+        cases.append(
+            ("list_installations", "installations", {"userId": "a", "continuationToken": crafted}, "continuationToken")
+        )
+        cases.append(
+            ("count_audience", "audience/count", {"tag": "a", "continuationToken": crafted}, "continuationToken")
+        )
     for name, route, params, field in cases:
         response = await get(name, route, **params)
         assert response.status == 400, (params, response.body)

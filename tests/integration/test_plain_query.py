@@ -62,6 +62,18 @@ async def test_pages_carry_the_columns_converted(app_env: dict[str, str]) -> Non
     assert await index.page(PARTITION, "inst-01499", 10) == ([], None)
 
 
+@pytest.mark.parametrize("after", ["z%27 or PartitionKey ne %27", "z' or PartitionKey ne '", "z&$top=1#", "z+b%41"])
+async def test_filter_values_reach_the_service_as_data(app_env: dict[str, str], after: str) -> None:
+    """Quotes, escapes and URL syntax in a value never change the query (another partition's rows)."""
+    table = (await get_context()).index._table
+    for partition in ("user-alice", "user-bob", "user-a%27&b+c"):
+        await table.upsert_entity({"PartitionKey": partition, "RowKey": "inst-1", "ExpiresAt": EXPIRES})
+    query = f"PartitionKey eq {quoted('user-alice')} and RowKey gt {quoted(after)}"
+    assert [row async for row in query_rows(table, query)] == []
+    mine = [row async for row in query_rows(table, f"PartitionKey eq {quoted('user-a%27&b+c')}", ["PartitionKey"])]
+    assert mine == [{"PartitionKey": "user-a%27&b+c"}]
+
+
 async def test_a_missing_table_is_not_found(app_env: dict[str, str]) -> None:
     table = (await get_context()).index._table
     missing = table.__class__.from_connection_string(app_env["AzureWebJobsStorage"], "nosuchtable0")
