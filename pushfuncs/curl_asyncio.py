@@ -16,6 +16,9 @@ import select
 
 import pycurl
 
+if not hasattr(select, "epoll"):  # macOS, Windows: the HTTP client falls back to aiohttp
+    raise ImportError("the libcurl driver needs epoll (Linux)")
+
 _EPOLL_EVENTS = {
     pycurl.POLL_IN: select.EPOLLIN,
     pycurl.POLL_OUT: select.EPOLLOUT,

@@ -36,7 +36,7 @@ try:
     import pycurl
 
     from pushfuncs.curl_asyncio import AsyncCurlMulti, CurlTransferError
-except ImportError:  # no wheel for this platform: the aiohttp client below serves
+except ImportError:  # no wheel for this platform, or no epoll: the aiohttp client below serves
     pycurl = None  # type: ignore[assignment]
 
 

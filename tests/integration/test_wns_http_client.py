@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import os
 import ssl
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,6 +127,16 @@ async def closing() -> AsyncIterator[list[Any]]:
 
 def test_the_default_client_is_libcurls() -> None:
     assert WnsHttpClient is CurlWnsClient
+
+
+def test_without_epoll_the_default_client_is_aiohttps() -> None:
+    """Where libcurl's driver cannot run (no epoll: macOS, Windows), the app still imports and sends."""
+    probe = (
+        "import select; del select.epoll\n"
+        "from pushfuncs.http_transport import AiohttpWnsClient, WnsHttpClient\n"
+        "assert WnsHttpClient is AiohttpWnsClient, WnsHttpClient"
+    )
+    subprocess.run([sys.executable, "-c", probe], check=True, cwd=Path(__file__).resolve().parents[2])
 
 
 @pytest.mark.parametrize("client_class", CLIENTS)
