@@ -61,12 +61,14 @@ async def query_rows(
             raise HttpResponseError(response=response)
         for row in json.loads(response.body())["value"]:
             yield row
-        next_partition = response.headers.get(_NEXT_PARTITION_KEY)
-        next_row = response.headers.get(_NEXT_ROW_KEY)
-        if not next_partition and not next_row:
+        continuation = {
+            "NextPartitionKey": response.headers.get(_NEXT_PARTITION_KEY),
+            "NextRowKey": response.headers.get(_NEXT_ROW_KEY),
+        }
+        if not any(continuation.values()):
             return
-        params = {k: v for k, v in params.items() if k not in ("NextPartitionKey", "NextRowKey")}
-        if next_partition:
-            params["NextPartitionKey"] = next_partition
-        if next_row:
-            params["NextRowKey"] = next_row
+        for name, value in continuation.items():
+            if value:
+                params[name] = value
+            else:
+                params.pop(name, None)
