@@ -40,7 +40,6 @@ STAGES: tuple[tuple[str, str, str], ...] = (
     ("App: channel allow-list check at send time", "pushfuncs/channel_uri.py", "check_channel_uri_at_send"),
     ("Table writes: outcomes (azure-data-tables upsert)", "_table_client_async.py", "upsert_entity"),
     ("Table writes: batch claims (azure-data-tables create)", "_table_client_async.py", "create_entity"),
-    ("Queue delete (azure-storage-queue; the host does it in Azure)", "_queue_client_async.py", "delete_message"),
     ("App: WNS headers + correlation vector", "pushfuncs/wns.py", "build_wns_headers"),
     ("App: classify WNS response", "pushfuncs/wns.py", "classify_wns_response"),
     ("App: settle outcomes", "pushfuncs/services/delivery.py", "_settle"),
