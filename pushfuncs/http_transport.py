@@ -102,12 +102,10 @@ _TOKEN_IN_TEXT = re.compile(r"token=[^\s'\"]*", re.IGNORECASE)
 _SUPPRESSED = ("Expect:", "Accept:", "User-Agent:")
 
 
-_LINE_BREAK = re.compile(r"[\r\n\0]")
-
-
 def _header_lines(headers: Mapping[str, str]) -> list[str]:
     lines = [f"{name}: {value}" for name, value in headers.items()]
-    if _LINE_BREAK.search("".join(lines)):
+    joined = "".join(lines)  # `in` scans at memchr speed; a regex over a 2 KB token does not
+    if "\r" in joined or "\n" in joined or "\0" in joined:
         raise ValueError("a header name or value holds a line break")
     lines.extend(_SUPPRESSED)
     if "Content-Type" not in headers and not any(name.lower() == "content-type" for name in headers):
