@@ -8,6 +8,7 @@ import statistics
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +38,10 @@ from bench.services import Services, create_channels, start_services
 class Sizes:
     channels: int
     engine: int
+    # Deliveries before each engine measurement, on its instance: enough messages that the host's
+    # 24 at once x 8 sends each open the WNS client's connections, so no TLS handshake is in the
+    # figures (the client loops, npm wns and pyreqwest likewise open theirs before measuring).
+    engine_warm_up: int
     rounds: int
     aiohttp: int
     httpx: int
@@ -58,6 +63,7 @@ class Sizes:
 SMOKE = Sizes(
     channels=300,
     engine=300,
+    engine_warm_up=200,
     rounds=1,
     aiohttp=300,
     httpx=100,
@@ -78,6 +84,7 @@ SMOKE = Sizes(
 FULL = Sizes(
     channels=12_000,
     engine=10_000,
+    engine_warm_up=3_000,
     rounds=3,
     aiohttp=20_000,
     httpx=3_000,
@@ -167,12 +174,12 @@ async def _measure(services: Services, sizes: Sizes, options: Options, results: 
     for round_number in range(sizes.rounds):
         async with fresh_instance(services, secret):
             log(f"round {round_number + 1}/{sizes.rounds}: warming up a new instance (token, connections)")
-            await run_engine(services, channels, 200)
+            await run_engine(services, channels, sizes.engine_warm_up)
             log(f"round {round_number + 1}/{sizes.rounds}: bare aiohttp loop, {sizes.aiohttp} sends")
             results.aiohttp.append(
                 await loops.measured(
                     "Bare aiohttp ClientSession loop, C=100",
-                    lambda: loops.aiohttp_loop(channels, token, sandbox.ca_path, sizes.aiohttp),
+                    lambda steady: loops.aiohttp_loop(channels, token, sandbox.ca_path, sizes.aiohttp, steady=steady),
                     sizes.aiohttp,
                     sandbox.process.pid,
                 )
@@ -184,7 +191,7 @@ async def _measure(services: Services, sizes: Sizes, options: Options, results: 
     results.others.append(
         await loops.measured(
             "Bare httpx.AsyncClient loop, C=100",
-            lambda: loops.httpx_loop(channels, token, sandbox.ca_path, sizes.httpx),
+            lambda steady: loops.httpx_loop(channels, token, sandbox.ca_path, sizes.httpx, steady=steady),
             sizes.httpx,
             sandbox.process.pid,
         )
@@ -217,7 +224,7 @@ async def _measure(services: Services, sizes: Sizes, options: Options, results: 
                 results.growth.append(await tag_send(services, channels, count))
     async with fresh_instance(services, secret):
         log(f"profiling the engine, {sizes.profile} deliveries")
-        await run_engine(services, channels, 200)
+        await run_engine(services, channels, sizes.engine_warm_up)
         _, results.profile = await profiled(lambda: run_engine(services, channels, sizes.profile))
     results.process_metrics = metrics.snapshot()
 
@@ -275,10 +282,17 @@ async def _measure_clients(
 
     sandbox = services.sandbox
     count = sizes.clients
+
+    def app_client(client_class: type) -> Callable[[Callable[[], None]], Awaitable[tuple[int, float]]]:
+        return lambda steady: loops.app_client_loop(channels, token, count, client_class=client_class, steady=steady)
+
+    def bare_aiohttp(steady: Callable[[], None]) -> Awaitable[tuple[int, float]]:
+        return loops.aiohttp_loop(channels, token, sandbox.ca_path, count, steady=steady)
+
     in_process = [
-        (CLIENT_CURL, lambda: loops.app_client_loop(channels, token, count, client_class=CurlWnsClient)),
-        (CLIENT_AIOHTTP, lambda: loops.app_client_loop(channels, token, count, client_class=AiohttpWnsClient)),
-        (CLIENT_BARE_AIOHTTP, lambda: loops.aiohttp_loop(channels, token, sandbox.ca_path, count)),
+        (CLIENT_CURL, app_client(CurlWnsClient)),
+        (CLIENT_AIOHTTP, app_client(AiohttpWnsClient)),
+        (CLIENT_BARE_AIOHTTP, bare_aiohttp),
     ]
     external_runs = [
         (external.NPM_WNS, "installs into bench/node_modules on first use", external.run_npm_wns),
