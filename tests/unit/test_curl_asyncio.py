@@ -1,0 +1,69 @@
+"""The libcurl driver's epoll set: sockets of pooled connections stay in it, parked, and leave it
+when they turn ready or are closed, whatever number the next socket gets."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import select
+import socket
+from collections.abc import AsyncIterator
+
+import pycurl
+import pytest
+
+from pushfuncs.curl_asyncio import AsyncCurlMulti
+
+
+@pytest.fixture
+async def multi() -> AsyncIterator[AsyncCurlMulti]:
+    driver = AsyncCurlMulti(asyncio.get_running_loop(), max_connections=4)
+    yield driver
+    driver.close()
+
+
+def ready(driver: AsyncCurlMulti) -> dict[int, int]:
+    return dict(driver._epoll.poll(0))
+
+
+async def test_a_socket_libcurl_stops_watching_stays_in_the_set(multi: AsyncCurlMulti) -> None:
+    ours, peer = socket.socketpair()
+    with ours, peer:
+        fd = ours.fileno()
+        multi._on_socket(pycurl.POLL_IN, fd, None, None)
+        multi._on_socket(pycurl.POLL_REMOVE, fd, None, None)
+        peer.send(b"x")
+        assert ready(multi).get(fd, 0) & select.EPOLLIN  # still registered: no epoll_ctl to park it
+
+
+async def test_a_parked_socket_that_turns_ready_leaves_the_set(multi: AsyncCurlMulti) -> None:
+    ours, peer = socket.socketpair()
+    with ours, peer:
+        fd = ours.fileno()
+        multi._on_socket(pycurl.POLL_IN, fd, None, None)
+        multi._on_socket(pycurl.POLL_REMOVE, fd, None, None)
+        peer.close()  # the server closes an idle pooled connection
+        multi._on_ready()
+        assert fd not in ready(multi)  # taken out, not reported again and again
+        multi._on_socket(pycurl.POLL_IN, fd, None, None)  # libcurl asks for it again: watched
+        assert ready(multi).get(fd, 0) & select.EPOLLIN
+
+
+async def test_a_new_socket_with_a_parked_sockets_number_is_watched(multi: AsyncCurlMulti) -> None:
+    first, first_peer = socket.socketpair()
+    fd = first.fileno()
+    multi._on_socket(pycurl.POLL_IN, fd, None, None)
+    multi._on_socket(pycurl.POLL_REMOVE, fd, None, None)
+    first.close()  # libcurl closes the parked socket: the kernel takes it out of the set
+    first_peer.close()
+    second, second_peer = socket.socketpair()
+    with second, second_peer:
+        if second.fileno() != fd:  # give the new socket the old number, as the kernel often does
+            os.dup2(second.fileno(), fd)
+        try:
+            multi._on_socket(pycurl.POLL_IN, fd, None, None)
+            second_peer.send(b"x")
+            assert ready(multi).get(fd, 0) & select.EPOLLIN
+        finally:
+            if second.fileno() != fd:
+                os.close(fd)
