@@ -28,6 +28,8 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import TableTransactionError
 from azure.data.tables.aio import TableClient
 
+from pushfuncs.storage.plain_write import RowValue, merge_row
+
 SUMMARY = "summary"
 # Which queue an outbox's work goes to.
 OUTBOX_DELIVERY = "delivery"
@@ -296,14 +298,14 @@ class NotificationStore:
     ) -> None:
         """Write the outcomes of one delivery batch attempt as one row."""
         text = _outcomes_text(outcomes)
-        row: dict[str, object] = {
+        row: dict[str, RowValue] = {
             "PartitionKey": notification_id,
             "RowKey": _batch_row(batch_key, attempt, part) + (f":f{chunk}" if chunk else ""),
             "UpdatedAt": now,
         }
         for index in range(0, max(len(text), 1), CHUNK_CHARS):
             row[f"O{index // CHUNK_CHARS}"] = text[index : index + CHUNK_CHARS]
-        await self._table.upsert_entity(row)
+        await merge_row(self._table, row)  # as `upsert_entity`, without the SDK's serializer
 
     async def settled_targets(self, notification_id: str, batch_key: str, attempt: int, part: str) -> set[str]:
         """Targets of this batch attempt whose final outcome an earlier run recorded."""
