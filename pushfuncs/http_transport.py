@@ -27,6 +27,7 @@ import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import aiohttp
 from multidict import CIMultiDictProxy
@@ -48,8 +49,7 @@ class TransportError(Exception):
         self.timed_out = timed_out
 
 
-@dataclass(frozen=True)
-class HttpAnswer:
+class HttpAnswer(NamedTuple):  # immutable, and cheaper to build than a frozen dataclass
     status: int
     headers: Mapping[str, str]  # case-insensitive
 

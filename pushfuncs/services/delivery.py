@@ -174,9 +174,8 @@ class DeliveryService:
                 token = await tokens.refresh_after_rejection(token)
                 result = await self._post(message, target, token)
                 if result.action is Action.REFRESH_TOKEN:
-                    result = replace(
-                        result, action=Action.FAIL, reason="WNS refused a freshly issued token (401 twice)"
-                    )
+                    refused = "WNS refused a freshly issued token (401 twice)"
+                    result = result._replace(action=Action.FAIL, reason=refused)
         except TokenUnavailable as error:
             metrics.add("wns.tokenproviderunreachable")
             return WnsResult(action=Action.RETRY, reason=str(error), metric="wns.tokenproviderunreachable")
