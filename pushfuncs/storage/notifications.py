@@ -84,8 +84,23 @@ class TargetOutcome:
     channel_removed: bool = False
 
     def to_compact(self) -> dict[str, object]:
-        values = {short: getattr(self, name) for name, short in _FIELDS.items()}
-        return {k: v for k, v in values.items() if v is not None and v is not False}
+        # Written out rather than looped over _FIELDS: one of these per target of every batch.
+        compact: dict[str, object] = {"s": self.status, "a": self.attempts}
+        for short, value in (
+            ("r", self.reason),
+            ("c", self.status_code),
+            ("w", self.wns_status),
+            ("e", self.error_description),
+            ("m", self.msg_id),
+            ("t", self.debug_trace),
+            ("v", self.ms_cv),
+            ("d", self.device_connection_status),
+        ):
+            if value is not None:
+                compact[short] = value
+        if self.channel_removed:
+            compact["x"] = True
+        return compact
 
     @classmethod
     def from_compact(cls, installation_id: str, data: dict[str, object], updated_at: datetime) -> TargetOutcome:
