@@ -38,12 +38,13 @@ PACKAGES: tuple[tuple[str, str], ...] = (
 STAGES: tuple[tuple[str, str, str], ...] = (
     ("WNS POST: the app's WNS HTTP client (libcurl: HTTP/1.1 + TLS in C)", "pushfuncs/http_transport.py", "post"),
     ("App: channel allow-list check at send time", "pushfuncs/channel_uri.py", "check_channel_uri_at_send"),
-    ("Table writes: outcomes (azure-data-tables upsert)", "_table_client_async.py", "upsert_entity"),
+    ("Table writes: outcomes (insert or merge through the table client's pipeline)", "plain_write.py", "merge_row"),
     ("Table writes: batch claims (azure-data-tables create)", "_table_client_async.py", "create_entity"),
     ("App: WNS headers + correlation vector", "pushfuncs/wns.py", "build_wns_headers"),
     ("App: classify WNS response", "pushfuncs/wns.py", "classify_wns_response"),
     ("App: settle outcomes", "pushfuncs/services/delivery.py", "_settle"),
     ("App: parse queue message", "pushfuncs/services/messages.py", "parse_delivery_message"),
+    ("Queue delete (the host stand-in's thread; the host's in Azure)", "_queue_client_async.py", "delete_message"),
 )
 
 

@@ -3,20 +3,23 @@
 libcurl tells us which sockets to watch (`M_SOCKETFUNCTION`); they are watched in an epoll set
 of our own, and only that set's one descriptor is registered with the loop, so one loop callback
 serves every ready socket. A socket libcurl stops watching (its connection goes back to the pool)
-stays in the set, parked, so the next request on that connection costs no `epoll_ctl`: a parked
-socket that turns ready (the server closed it) is taken out then, and closing a socket takes it
-out of the set by itself. When libcurl next needs waking up is asked of it (`timeout()`) after
-each time it runs, rather than told through a timer callback: one C call instead of two Python
-callbacks per request. A finished transfer resolves an asyncio future. All HTTP/1.1 and TLS work
-runs in C, on the loop's own thread. Linux only (epoll), as the Functions Python worker is.
-Nothing here knows WNS.
+stays in the set, parked, so the next request on that connection costs one `epoll_ctl`, not two:
+a parked socket that turns ready (the server closed it) is taken out then, and closing a socket
+takes it out of the set by itself, unless another process still holds it (a forked child): so
+before a fork parking stops, and a registration that cannot be taken out is dropped with the
+whole set, which is made again from the sockets libcurl watches. When libcurl next needs waking
+up is asked of it (`timeout()`) after each time it runs, rather than told through a timer
+callback: one C call instead of two Python callbacks per request. A finished transfer resolves
+an asyncio future. All HTTP/1.1 and TLS work runs in C, on the loop's own thread. Linux only
+(epoll), as the Functions Python worker is. Nothing here knows WNS.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import os
 import select
+import weakref
 
 import pycurl
 
@@ -40,6 +43,17 @@ class CurlTransferError(Exception):
         self.message = message
 
 
+_drivers: weakref.WeakSet[AsyncCurlMulti] = weakref.WeakSet()
+
+
+def _before_fork() -> None:
+    for driver in list(_drivers):
+        driver.stop_parking()
+
+
+os.register_at_fork(before=_before_fork)
+
+
 class AsyncCurlMulti:
     """One `CurlMulti` bound to one running event loop; `perform` runs one prepared easy handle."""
 
@@ -53,10 +67,13 @@ class AsyncCurlMulti:
         self._epoll = select.epoll()
         self._watched: dict[int, int] = {}  # fd -> the events libcurl asked for
         self._in_set: set[int] = set()  # fds registered in the set: watched and parked ones
+        self._unremovable: set[int] = set()  # parked fds whose registration could not be removed
+        self._parking = True
         self._timer: asyncio.TimerHandle | None = None
         self._running: dict[pycurl.Curl, asyncio.Future[None]] = {}
         self.closed = False
         loop.add_reader(self._epoll.fileno(), self._on_ready)
+        _drivers.add(self)
 
     # libcurl -> our epoll set
 
@@ -67,9 +84,12 @@ class AsyncCurlMulti:
             # Called before libcurl closes the socket or puts its connection back in the pool:
             # the socket stays in the set, parked (see the module's docstring).
             self._watched.pop(fd, None)
+            if not self._parking:
+                self._take_out(fd)
             return
         events = _EPOLL_EVENTS[what]
         self._watched[fd] = events
+        self._unremovable.discard(fd)
         if fd in self._in_set:
             try:
                 self._epoll.modify(fd, events)
@@ -81,6 +101,35 @@ class AsyncCurlMulti:
         except FileExistsError:
             self._epoll.modify(fd, events)
         self._in_set.add(fd)
+
+    def _take_out(self, fd: int) -> bool:
+        """Take `fd` out of the set; False if its registration could not be found by that number."""
+        self._in_set.discard(fd)
+        try:
+            self._epoll.unregister(fd)
+            return True
+        except OSError:
+            return False
+
+    def _new_set(self) -> None:
+        """A new epoll set holding only the sockets libcurl watches (stale registrations go)."""
+        self.loop.remove_reader(self._epoll.fileno())
+        self._epoll.close()
+        self._epoll = select.epoll()
+        for fd, events in self._watched.items():
+            self._epoll.register(fd, events)
+        self._in_set = set(self._watched)
+        self._unremovable.clear()
+        self.loop.add_reader(self._epoll.fileno(), self._on_ready)
+
+    def stop_parking(self) -> None:
+        """From now on a socket leaves the set when libcurl stops watching it, and parked ones
+        leave it now (called before a fork: a child's copy would keep a closed one registered)."""
+        self._parking = False
+        if self.closed:
+            return
+        for fd in self._in_set - self._watched.keys():
+            self._take_out(fd)
 
     def _wake_libcurl_in_time(self) -> None:
         """Have the loop call libcurl back by its next deadline (a timeout, or new transfers)."""
@@ -108,9 +157,11 @@ class AsyncCurlMulti:
             if fd not in watched:
                 # Parked and ready (an idle pooled connection the server closed): out of the set
                 # until libcurl asks for it again; libcurl sees the closed connection on reuse.
-                self._in_set.discard(fd)
-                with contextlib.suppress(OSError):  # closed by libcurl while handling an earlier event
-                    self._epoll.unregister(fd)
+                if fd in self._unremovable:
+                    self._new_set()  # it still fires: a closed socket another process holds
+                    break
+                if not self._take_out(fd):
+                    self._unremovable.add(fd)  # or just closed by libcurl, handling an earlier event
                 continue
             action = 0
             if events & _READABLE:
@@ -175,6 +226,7 @@ class AsyncCurlMulti:
         if self.closed:
             return
         self.closed = True
+        _drivers.discard(self)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -183,6 +235,7 @@ class AsyncCurlMulti:
         self._epoll.close()
         self._watched.clear()
         self._in_set.clear()
+        self._unremovable.clear()
         running, self._running = self._running, {}
         for handle, future in running.items():
             self._multi.remove_handle(handle)

@@ -48,9 +48,9 @@ async def merge_row(table: TableClient, entity: dict[str, RowValue]) -> None:
         raise TypeError("PartitionKey and RowKey are strings")
     request = HttpRequest(
         "PATCH",
-        f"/{quote(table.table_name)}(PartitionKey='{_key(partition_key)}',RowKey='{_key(row_key)}')",
+        f"/{quote(table.table_name, safe='')}(PartitionKey='{_key(partition_key)}',RowKey='{_key(row_key)}')",
         headers={
-            "Content-Type": "application/json;odata=nometadata",
+            "Content-Type": "application/json",
             "Accept": "application/json;odata=nometadata",
             "DataServiceVersion": "3.0",
             "x-ms-version": "2019-02-02",

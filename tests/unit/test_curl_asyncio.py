@@ -7,6 +7,7 @@ import asyncio
 import os
 import select
 import socket
+import warnings
 from collections.abc import AsyncIterator
 
 import pycurl
@@ -67,3 +68,45 @@ async def test_a_new_socket_with_a_parked_sockets_number_is_watched(multi: Async
         finally:
             if second.fileno() != fd:
                 os.close(fd)
+
+
+async def test_a_closed_socket_another_process_holds_is_dropped_with_the_set(multi: AsyncCurlMulti) -> None:
+    ours, peer = socket.socketpair()
+    held = os.dup(ours.fileno())  # as a forked child's copy would keep it open
+    try:
+        fd = ours.fileno()
+        multi._on_socket(pycurl.POLL_IN, fd, None, None)
+        multi._on_socket(pycurl.POLL_REMOVE, fd, None, None)
+        ours.close()  # libcurl closes it: the registration lives on with the copy
+        peer.close()  # and it turns ready, for good
+        assert fd in ready(multi)
+        multi._on_ready()  # cannot be taken out by its number any more
+        multi._on_ready()  # still firing: a new set, without it
+        assert ready(multi) == {}
+        watched, watched_peer = socket.socketpair()
+        with watched, watched_peer:  # the new set serves what libcurl watches
+            multi._on_socket(pycurl.POLL_IN, watched.fileno(), None, None)
+            watched_peer.send(b"x")
+            assert ready(multi).get(watched.fileno(), 0) & select.EPOLLIN
+    finally:
+        os.close(held)
+
+
+async def test_before_a_fork_parked_sockets_leave_the_set(multi: AsyncCurlMulti) -> None:
+    ours, peer = socket.socketpair()
+    with ours, peer:
+        fd = ours.fileno()
+        multi._on_socket(pycurl.POLL_IN, fd, None, None)
+        multi._on_socket(pycurl.POLL_REMOVE, fd, None, None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # threads: the child only exits
+            child = os.fork()
+        if child == 0:
+            os._exit(0)
+        os.waitpid(child, 0)
+        peer.send(b"x")
+        assert fd not in ready(multi)  # taken out before the child got its copy
+        multi._on_socket(pycurl.POLL_IN, fd, None, None)
+        assert fd in ready(multi)
+        multi._on_socket(pycurl.POLL_REMOVE, fd, None, None)
+        assert fd not in ready(multi)  # and no longer parked after that
