@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.rest import AsyncHttpResponse as HttpResponse
 from azure.core.rest import HttpRequest
 from azure.data.tables.aio import TableClient
 
@@ -26,6 +27,29 @@ _NEXT_ROW_KEY = "x-ms-continuation-NextRowKey"
 
 # (filter, select, top) -> rows: `query_rows` bound to a table.
 RowQuery = Callable[[str, Iterable[str] | None, int], AsyncIterator[dict[str, Any]]]
+
+
+_HEADERS = {
+    "Accept": "application/json;odata=nometadata",
+    "DataServiceVersion": "3.0",
+    "x-ms-version": "2019-02-02",
+}
+
+
+async def send_to_table(
+    table: TableClient, method: str, target: str, content: bytes | None = None, ok: tuple[int, ...] = (200,)
+) -> HttpResponse:
+    """One request through the table client's own pipeline (its credentials, retries and
+    transport), answered in plain JSON. Raises `ResourceNotFoundError` for a missing table,
+    `HttpResponseError` for any other status not in `ok`."""
+    headers = {**_HEADERS, "Content-Type": "application/json"} if content is not None else _HEADERS
+    request = HttpRequest(method, target, headers=headers, content=content)
+    response = await table._client.send_request(request)  # the generated client's `send_request`
+    if response.status_code == 404:
+        raise ResourceNotFoundError(response=response)
+    if response.status_code not in ok:
+        raise HttpResponseError(response=response)
+    return response
 
 
 def quoted(value: str) -> str:
@@ -40,25 +64,11 @@ async def query_rows(
     params = {"$filter": filter, "$top": str(min(top, PAGE_LIMIT))}
     if select is not None:
         params["$select"] = ",".join(select)
-    client = table._client  # the generated client: `send_request` runs the table client's pipeline
-    path = f"/{quote(table.table_name)}()"
+    path = f"/{quote(table.table_name, safe='')}()"
     while True:
         # Encoded here: `HttpRequest(params=...)` joins values as given, and a `%27`, `&` or `#`
         # in a value must reach the service as data, never as syntax.
-        request = HttpRequest(
-            "GET",
-            f"{path}?{urlencode(params, quote_via=quote, safe='')}",
-            headers={
-                "Accept": "application/json;odata=nometadata",
-                "DataServiceVersion": "3.0",
-                "x-ms-version": "2019-02-02",
-            },
-        )
-        response = await client.send_request(request)
-        if response.status_code == 404:
-            raise ResourceNotFoundError(response=response)
-        if response.status_code != 200:
-            raise HttpResponseError(response=response)
+        response = await send_to_table(table, "GET", f"{path}?{urlencode(params, quote_via=quote, safe='')}")
         for row in json.loads(response.body())["value"]:
             yield row
         continuation = {

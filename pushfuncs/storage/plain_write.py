@@ -13,9 +13,9 @@ import json
 from datetime import UTC, datetime
 from urllib.parse import quote
 
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
-from azure.core.rest import HttpRequest
 from azure.data.tables.aio import TableClient
+
+from pushfuncs.storage.plain_query import send_to_table
 
 RowValue = str | int | bool | datetime
 _INT32 = range(-(2**31), 2**31)
@@ -46,19 +46,6 @@ async def merge_row(table: TableClient, entity: dict[str, RowValue]) -> None:
     partition_key, row_key = entity["PartitionKey"], entity["RowKey"]
     if not isinstance(partition_key, str) or not isinstance(row_key, str):
         raise TypeError("PartitionKey and RowKey are strings")
-    request = HttpRequest(
-        "PATCH",
-        f"/{quote(table.table_name, safe='')}(PartitionKey='{_key(partition_key)}',RowKey='{_key(row_key)}')",
-        headers={
-            "Content-Type": "application/json",
-            "Accept": "application/json;odata=nometadata",
-            "DataServiceVersion": "3.0",
-            "x-ms-version": "2019-02-02",
-        },
-        content=json.dumps(entity_json(entity), separators=(",", ":")).encode("utf-8"),
-    )
-    response = await table._client.send_request(request)  # the table client's pipeline
-    if response.status_code == 404:
-        raise ResourceNotFoundError(response=response)
-    if response.status_code not in (200, 204):
-        raise HttpResponseError(response=response)
+    target = f"/{quote(table.table_name, safe='')}(PartitionKey='{_key(partition_key)}',RowKey='{_key(row_key)}')"
+    body = json.dumps(entity_json(entity), separators=(",", ":")).encode("utf-8")
+    await send_to_table(table, "PATCH", target, content=body, ok=(200, 204))

@@ -27,12 +27,17 @@ def ready(driver: AsyncCurlMulti) -> dict[int, int]:
     return dict(driver._epoll.poll(0))
 
 
+def park(driver: AsyncCurlMulti, fd: int) -> None:
+    """libcurl watches `fd` for a response, then its connection goes back to the pool."""
+    driver._on_socket(pycurl.POLL_IN, fd, None, None)
+    driver._on_socket(pycurl.POLL_REMOVE, fd, None, None)
+
+
 async def test_a_socket_libcurl_stops_watching_stays_in_the_set(multi: AsyncCurlMulti) -> None:
     ours, peer = socket.socketpair()
     with ours, peer:
         fd = ours.fileno()
-        multi._on_socket(pycurl.POLL_IN, fd, None, None)
-        multi._on_socket(pycurl.POLL_REMOVE, fd, None, None)
+        park(multi, fd)
         peer.send(b"x")
         assert ready(multi).get(fd, 0) & select.EPOLLIN  # still registered: no epoll_ctl to park it
 
@@ -41,8 +46,7 @@ async def test_a_parked_socket_that_turns_ready_leaves_the_set(multi: AsyncCurlM
     ours, peer = socket.socketpair()
     with ours, peer:
         fd = ours.fileno()
-        multi._on_socket(pycurl.POLL_IN, fd, None, None)
-        multi._on_socket(pycurl.POLL_REMOVE, fd, None, None)
+        park(multi, fd)
         peer.close()  # the server closes an idle pooled connection
         multi._on_ready()
         assert fd not in ready(multi)  # taken out, not reported again and again
@@ -53,8 +57,7 @@ async def test_a_parked_socket_that_turns_ready_leaves_the_set(multi: AsyncCurlM
 async def test_a_new_socket_with_a_parked_sockets_number_is_watched(multi: AsyncCurlMulti) -> None:
     first, first_peer = socket.socketpair()
     fd = first.fileno()
-    multi._on_socket(pycurl.POLL_IN, fd, None, None)
-    multi._on_socket(pycurl.POLL_REMOVE, fd, None, None)
+    park(multi, fd)
     first.close()  # libcurl closes the parked socket: the kernel takes it out of the set
     first_peer.close()
     second, second_peer = socket.socketpair()
@@ -75,8 +78,7 @@ async def test_a_closed_socket_another_process_holds_is_dropped_with_the_set(mul
     held = os.dup(ours.fileno())  # as a forked child's copy would keep it open
     try:
         fd = ours.fileno()
-        multi._on_socket(pycurl.POLL_IN, fd, None, None)
-        multi._on_socket(pycurl.POLL_REMOVE, fd, None, None)
+        park(multi, fd)
         ours.close()  # libcurl closes it: the registration lives on with the copy
         peer.close()  # and it turns ready, for good
         assert fd in ready(multi)
@@ -96,8 +98,7 @@ async def test_before_a_fork_parked_sockets_leave_the_set(multi: AsyncCurlMulti)
     ours, peer = socket.socketpair()
     with ours, peer:
         fd = ours.fileno()
-        multi._on_socket(pycurl.POLL_IN, fd, None, None)
-        multi._on_socket(pycurl.POLL_REMOVE, fd, None, None)
+        park(multi, fd)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # threads: the child only exits
             child = os.fork()
